@@ -1,0 +1,1 @@
+"""Models layer: timm backbones, classifier heads, pretrained weight resolution, freeze groups."""
