@@ -6,9 +6,13 @@ same ImageNet logits as the package's own reference implementation, on real phot
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -60,6 +64,42 @@ def fill_hf_cache(hf_home: Path, repo_id: str, state_dict: dict[str, torch.Tenso
     snapshot = repo_dir / "snapshots" / commit
     snapshot.mkdir(parents=True)
     safetensors.torch.save_file({k: v.contiguous() for k, v in state_dict.items()}, str(snapshot / "model.safetensors"))
+
+
+@pytest.fixture
+def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bytes]]:
+    """A hub on 127.0.0.1 serving `files[path] = bytes` like huggingface.co's /resolve/ URLs."""
+    files: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            body = files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+            self.send_header("X-Repo-Commit", "fedcba9876543210fedcba9876543210fedcba98")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.do_HEAD()
+            if self.path in files:
+                self.wfile.write(files[self.path])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    yield files
+    server.shutdown()
+    server.server_close()
 
 
 def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -155,6 +195,22 @@ def test_explicit_file_wins_over_the_hugging_face_cache(suffix: str, tmp_path: P
     assert_same_tensors(from_cache, cached)
     assert file_source == f"file {path}"
     assert_same_tensors(from_file, in_file)
+
+
+def test_hub_download_fills_the_cache_for_later_offline_use(
+    local_hub: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = random_state_dict("test_efficientnet", seed=6)
+    local_hub["/timm/test_efficientnet.r160_in1k/resolve/main/model.safetensors"] = safetensors.torch.save(weights)
+
+    downloaded, source = pretrained_state_dict("test_efficientnet")
+    assert source == "Hugging Face hub timm/test_efficientnet.r160_in1k (downloaded)"
+    assert_same_tensors(downloaded, weights)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cached, source = pretrained_state_dict("test_efficientnet")
+    assert source == "Hugging Face cache timm/test_efficientnet.r160_in1k"
+    assert_same_tensors(cached, weights)
 
 
 @needs_lite0_package

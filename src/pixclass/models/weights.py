@@ -210,7 +210,9 @@ def _download(
 ) -> tuple[tuple[dict[str, torch.Tensor], str] | None, str]:
     for filename in filenames:
         try:
-            path = huggingface_hub.hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir)
+            path = huggingface_hub.hf_hub_download(
+                repo_id, filename, revision=revision, cache_dir=cache_dir, endpoint=os.environ.get("HF_ENDPOINT")
+            )
         except EntryNotFoundError:
             continue  # the repo has the other file format
         except Exception as e:  # any network/HTTP failure just means "try the next source"
@@ -236,8 +238,7 @@ def hub_cache_dir() -> Path:
 
 def hub_offline() -> bool:
     """True when `HF_HUB_OFFLINE` asks for no network, read from the environment now."""
-    value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
-    return value in {"1", "ON", "YES", "TRUE"} or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
