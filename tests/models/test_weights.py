@@ -161,7 +161,7 @@ def test_remap_pairs_blocks_by_structure_for_deeper_lite_variants(index: int, si
     remapped = remap_efficientnet_lite(reference.state_dict(), ours.state_dict(), "reference", arch)
     ours.load_state_dict(remapped, strict=True)
 
-    images = torch.randn(2, 3, size, size)  # the reference pads "same" for this size only
+    images = torch.randn(1, 3, size, size)  # the reference pads "same" for this size only
     with torch.no_grad():
         logits, reference_logits = ours(images), reference(images)
     assert reference_logits.std() > 0.01
@@ -233,6 +233,22 @@ def test_pth_checkpoint_wrapped_by_ddp_is_unwrapped(tmp_path: Path, offline_hub:
     state_dict, _ = pretrained_state_dict("test_efficientnet", weights=path)
 
     assert_same_tensors(state_dict, weights)
+
+
+def test_file_fine_tuned_for_other_classes_gives_the_body_without_its_classifier(
+    tmp_path: Path, offline_hub: Path
+) -> None:
+    torch.manual_seed(7)
+    fine_tuned = timm.create_model("test_efficientnet", num_classes=10).state_dict()
+    path = tmp_path / "ten_classes.safetensors"
+    safetensors.torch.save_file(fine_tuned, str(path))
+
+    state_dict, source = pretrained_state_dict("test_efficientnet", weights=path)
+
+    assert source == f"file {path} (classifier not ImageNet's 1000 classes: left out)"
+    assert_same_tensors(state_dict, {k: v for k, v in fine_tuned.items() if not k.startswith("classifier.")})
+    missing, unexpected = timm.create_model("test_efficientnet").load_state_dict(state_dict, strict=False)
+    assert (sorted(missing), unexpected) == (["classifier.bias", "classifier.weight"], [])
 
 
 def test_pth_with_pickled_objects_is_refused(tmp_path: Path, offline_hub: Path) -> None:

@@ -82,6 +82,8 @@ def pretrained_state_dict(
 
     The state dict is for the full model, including its 1000-class classifier; `arch` goes through
     `canonical_arch` first, so callers should build `timm.create_model(canonical_arch(arch))`.
+    One exception: an explicit file whose classifier has another size (fine-tuned elsewhere) or is
+    absent yields the body only, classifier keys left out, and the description says so.
 
     Args:
         arch: timm architecture name, optionally tagged (`resnet18.a1_in1k`), or a pixclass alias.
@@ -97,7 +99,8 @@ def pretrained_state_dict(
     arch = canonical_arch(arch)
     template = _template_state_dict(arch)
     if weights is not None:
-        return _from_file(Path(weights), arch, template), f"file {weights}"
+        state_dict, note = _from_file(Path(weights), arch, template)
+        return state_dict, f"file {weights}{note}"
     found, hub_reason = _from_hub(arch)
     if found is not None:
         return found
@@ -175,12 +178,29 @@ def _describe(obj: object) -> str:
     return f"a {type(obj).__name__}"
 
 
-def _from_file(path: Path, arch: str, template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _from_file(path: Path, arch: str, template: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """(state dict, note for the description) from an explicit file, checked against `template`."""
     state_dict = load_weights_file(path)
     if _is_lukemelas_naming(state_dict):
-        return remap_efficientnet_lite(state_dict, template, path, arch)
+        state_dict = rename_lukemelas_keys(state_dict, template, path, arch)
+    note = ""
+    head = _classifier_prefixes(arch)
+    head_keys = [k for k in template if k.startswith(head)]
+    if any(k not in state_dict or state_dict[k].shape != template[k].shape for k in head_keys):
+        # Weights fine-tuned for other classes (or saved headless) still give a pretrained body;
+        # callers replace the classifier anyway.
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
+        template = {k: v for k, v in template.items() if not k.startswith(head)}
+        note = " (classifier not ImageNet's 1000 classes: left out)"
     check_fits(state_dict, template, path, arch)
-    return state_dict
+    return state_dict, note
+
+
+def _classifier_prefixes(arch: str) -> tuple[str, ...]:
+    """Key prefixes of the classifier layer(s) timm names for `arch`, e.g. ("fc.",) or ("head.fc.",)."""
+    cfg = get_pretrained_cfg(arch)
+    heads = cfg.classifier if cfg is not None and cfg.classifier else ()
+    return tuple(f"{h}." for h in ((heads,) if isinstance(heads, str) else heads))
 
 
 # --- source 2: the Hugging Face hub (cache first, then download) ------------------------------
@@ -313,17 +333,29 @@ def _is_lukemelas_naming(state_dict: dict[str, torch.Tensor]) -> bool:
 def remap_efficientnet_lite(
     source: dict[str, torch.Tensor], template: dict[str, torch.Tensor], origin: object, arch: str
 ) -> dict[str, torch.Tensor]:
-    """Rename a lukemelas-style EfficientNet state dict to timm's keys for the same network.
-
-    Blocks are paired by position: the package's flat `_blocks.N` list against timm's `blocks.S.B` in
-    (stage, block) order, so any depth/width variant maps without per-variant tables. Shapes are
-    checked against `template` (timm's state dict for `arch`).
+    """A lukemelas-style EfficientNet(-Lite) state dict renamed to timm's keys, checked key by key.
 
     Args:
         source: the package-style state dict (`_conv_stem.weight`, `_blocks.0._depthwise_conv.weight`, ...).
-        template: `timm.create_model(arch).state_dict()`, tensors may live on the meta device.
+        template: `timm.create_model(arch).state_dict()`; its tensors may live on the meta device.
         origin: where `source` came from, for error messages.
         arch: the timm architecture name, for error messages.
+
+    Raises:
+        WeightsFileError: block count, keys or any shape differ from `template`.
+    """
+    remapped = rename_lukemelas_keys(source, template, origin, arch)
+    check_fits(remapped, template, origin, arch)
+    return remapped
+
+
+def rename_lukemelas_keys(
+    source: dict[str, torch.Tensor], template: dict[str, torch.Tensor], origin: object, arch: str
+) -> dict[str, torch.Tensor]:
+    """Rename keys only (no shape check); arguments as for `remap_efficientnet_lite`.
+
+    Blocks are paired by position: the package's flat `_blocks.N` list against timm's `blocks.S.B` in
+    (stage, block) order, so any depth/width variant maps without per-variant tables.
     """
     source_blocks = sorted({int(m.group(1)) for k in source if (m := _SOURCE_BLOCK.match(k))})
     target_blocks = sorted({(int(m.group(1)), int(m.group(2))) for k in template if (m := _TARGET_BLOCK.match(k))})
@@ -333,9 +365,7 @@ def remap_efficientnet_lite(
             f"{arch} has {len(target_blocks)}. Pick the arch these weights were trained for."
         )
     block_names = {n: "blocks.{}.{}".format(*t) for n, t in zip(source_blocks, target_blocks)}
-    remapped = {_rename_lukemelas_key(key, block_names, source): value for key, value in source.items()}
-    check_fits(remapped, template, origin, arch)
-    return remapped
+    return {_rename_lukemelas_key(key, block_names, source): value for key, value in source.items()}
 
 
 def _rename_lukemelas_key(key: str, block_names: dict[int, str], source: dict[str, torch.Tensor]) -> str:
