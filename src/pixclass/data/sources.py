@@ -1,0 +1,170 @@
+"""Where items and labels come from: folders, CSV files / DataFrames, file-name patterns, lists.
+
+Owns: turning each source into `Items` (paths, raw labels, an optional train/valid flag and
+optional unlabelled test paths). Splitting and encoding happen elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pixclass.data.images import is_image_file
+from pixclass.errors import PixclassError
+
+
+@dataclass
+class Items:
+    """Labelled image paths; `is_valid` is None when the source does not say how to split."""
+
+    paths: list[Path]
+    labels: list[Any]
+    is_valid: list[bool] | None = None
+    test_paths: list[Path] = field(default_factory=list)
+
+
+def image_files(folder: str | os.PathLike, recurse: bool = True) -> list[Path]:
+    """Image files below `folder`, sorted; hidden folders (like `.quarantine`) skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PixclassError(f"folder '{folder}' does not exist or is not a folder")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / f for f in files if is_image_file(f))
+        if not recurse:
+            break
+    return sorted(found)
+
+
+def from_folder(
+    path: str | os.PathLike, train: str = "train", valid: str = "valid", test: str | None = "test"
+) -> Items:
+    """ImageNet layout (`train/<class>/`, `valid/<class>/`, optional `test/`) or one folder per class.
+
+    With `train/` and `valid/` present the split is theirs; otherwise every sub-folder of
+    `path` is a class and the caller splits (e.g. `valid_pct`).
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise PixclassError(f"folder '{root}' does not exist or is not a folder")
+    if (root / train).is_dir() and (root / valid).is_dir():
+        tr, va = _class_folders(root / train), _class_folders(root / valid)
+        test_paths = image_files(root / test) if test and (root / test).is_dir() else []
+        return Items(tr[0] + va[0], tr[1] + va[1], [False] * len(tr[0]) + [True] * len(va[0]), test_paths)
+    paths, labels = _class_folders(root)
+    if not paths:
+        raise PixclassError(
+            f"no images in class folders under '{root}': expected '{root}/<class>/<image>' "
+            f"or '{root}/{train}/<class>/' and '{root}/{valid}/<class>/'"
+        )
+    return Items(paths, labels)
+
+
+def _class_folders(root: Path) -> tuple[list[Path], list[str]]:
+    paths, labels = [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in image_files(sub):
+            paths.append(f)
+            labels.append(sub.name)
+    return paths, labels
+
+
+def from_df(
+    df: Any,
+    path: str | os.PathLike = ".",
+    folder: str | None = None,
+    fn_col: str | int = 0,
+    label_col: str | int = 1,
+    suffix: str = "",
+    valid_col: str | None = None,
+) -> Items:
+    """Rows of a DataFrame: a file-name column, a label column and optionally an is-valid column.
+
+    Args:
+        df: a pandas DataFrame.
+        path: the base folder; file names are relative to `path/folder`.
+        fn_col, label_col: column names or positions.
+        suffix: appended to each file name (e.g. ".jpg" for Planet's CSV).
+        valid_col: a boolean column marking validation rows.
+    """
+    base = Path(path) / folder if folder else Path(path)
+    fn = _column(df, fn_col, "file-name")
+    lab = _column(df, label_col, "label")
+    paths = [base / f"{name}{suffix}" for name in fn.astype(str)]
+    labels = [None if _missing(v) else v for v in lab.tolist()]
+    is_valid = None
+    if valid_col is not None:
+        is_valid = [_truthy(v) for v in _column(df, valid_col, "valid").tolist()]
+    missing = [p for p in paths[:2000] if not p.exists()]
+    if missing:
+        raise PixclassError(
+            f"'{missing[0]}' listed in the table does not exist ({len(missing)} missing among the "
+            f"first {min(len(paths), 2000)}); check `folder`/--folder and `suffix`"
+        )
+    return Items(paths, labels, is_valid)
+
+
+def from_csv(csv: str | os.PathLike, path: str | os.PathLike | None = None, **kwargs: Any) -> Items:
+    """Like `from_df` for a CSV file; file names are relative to the CSV's folder by default."""
+    import pandas as pd
+
+    csv = Path(csv)
+    if not csv.is_file():
+        raise PixclassError(f"CSV file '{csv}' does not exist")
+    try:
+        df = pd.read_csv(csv)
+    except Exception as err:  # pandas raises many types for malformed files
+        raise PixclassError(f"cannot read CSV '{csv}': {err}") from None
+    return from_df(df, path=csv.parent if path is None else path, **kwargs)
+
+
+def from_name_func(paths: Sequence[str | os.PathLike], label_func: Callable[[Path], Any]) -> Items:
+    """Label each file with `label_func(path)`."""
+    ps = [Path(p) for p in paths]
+    return Items(ps, [label_func(p) for p in ps])
+
+
+def from_name_re(paths: Sequence[str | os.PathLike], pat: str) -> Items:
+    """Label each file with the first group of regex `pat` searched in its full path."""
+    regex = re.compile(pat)
+
+    def label(p: Path) -> str:
+        m = regex.search(p.as_posix())
+        if not m or not m.groups():
+            raise PixclassError(f"pattern {pat!r} does not match (with a group) file name '{p}'")
+        return m.group(1)
+
+    return from_name_func(paths, label)
+
+
+def from_lists(paths: Sequence[str | os.PathLike], labels: Sequence[Any]) -> Items:
+    """Parallel lists of paths and labels."""
+    if len(paths) != len(labels):
+        raise PixclassError(f"got {len(paths)} paths but {len(labels)} labels: they must pair up")
+    return Items([Path(p) for p in paths], list(labels))
+
+
+def _column(df: Any, col: str | int, what: str) -> Any:
+    if isinstance(col, int):
+        if col >= len(df.columns):
+            raise PixclassError(f"the table has no {what} column number {col} (it has {len(df.columns)})")
+        return df.iloc[:, col]
+    if col not in df.columns:
+        raise PixclassError(
+            f"the table has no {what} column '{col}'; its columns are: {', '.join(map(str, df.columns))}"
+        )
+    return df[col]
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "valid", "t", "y")
+    return bool(v)

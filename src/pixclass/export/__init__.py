@@ -1,0 +1,1 @@
+"""Export layer: the one-file `.pixclass` bundle and the `Predictor` that loads it (models + data only)."""
