@@ -1,0 +1,75 @@
+"""`pixclass download`, `fetch` and `verify`: thin wrappers over `pixclass.collect`.
+
+The API is imported inside each command so `pixclass --help` stays fast (and torch-free).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pixclass.cli import app
+
+
+@app.command()
+def download(
+    urls: Path = typer.Argument(..., help="Text file (one URL a line) or CSV (url[,label])."),
+    out: Path = typer.Option(..., "--out", "-o", help="Destination folder (labels become subfolders)."),
+    size: Optional[int] = typer.Option(None, help="Shrink to this longest side, keeping the aspect ratio."),
+    pad: bool = typer.Option(False, "--pad", help="Pad resized images to a black square."),
+    max_bytes: int = typer.Option(20_000_000, help="Stop reading a response past this many bytes."),
+    timeout: float = typer.Option(20.0, help="Seconds of inactivity before a request times out."),
+    retries: int = typer.Option(3, help="Retries after 429/5xx/timeouts, with backoff."),
+    concurrency: int = typer.Option(64, help="Requests in flight at once."),
+    per_host: int = typer.Option(16, help="Requests in flight at once to one host."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Download images from a URL list into a folder, with a manifest.csv; reruns resume."""
+    from pixclass.collect.download import download_images
+
+    summary = download_images(urls, out, size=size, pad=pad, max_bytes=max_bytes, timeout=timeout,
+                              retries=retries, concurrency=concurrency, per_host=per_host, progress=progress)
+    typer.echo(str(summary))
+
+
+@app.command()
+def fetch(
+    queries: Path = typer.Argument(..., help="CSV: class name, then search terms separated by ';'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Destination folder; one subfolder per class."),
+    provider: list[str] = typer.Option(["ddg"], "--provider", "-p", help="ddg, bing, flickr or urls (repeatable)."),
+    max: int = typer.Option(100, "--max", "-m", help="Images to aim for per class."),
+    size: Optional[int] = typer.Option(None, help="Shrink to this longest side, keeping the aspect ratio."),
+    pad: bool = typer.Option(False, "--pad", help="Pad resized images to a black square."),
+    timeout: float = typer.Option(20.0, help="Seconds of inactivity before a download times out."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Search image providers for each class of a query CSV and download the results."""
+    from pixclass.collect.fetch import fetch_images
+
+    summary = fetch_images(queries, out, providers=provider, max_per_class=max, size=size, pad=pad,
+                           timeout=timeout, progress=progress)
+    for label, n in summary.found.items():
+        typer.echo(f"{label}: {n} URLs found")
+    typer.echo(str(summary.download))
+
+
+@app.command()
+def verify(
+    folder: Path = typer.Argument(..., help="Dataset folder, checked recursively."),
+    max_size: Optional[int] = typer.Option(None, help="Report (and with --fix shrink) images larger than this."),
+    fix: bool = typer.Option(False, "--fix", help="Rewrite fixable images; originals go to .quarantine/."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report only: move and rewrite nothing."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Check every image (full decode); quarantine bad files, never delete; write verify.csv."""
+    from pixclass.collect.verify import verify_images
+
+    report = verify_images(folder, max_size=max_size, fix=fix, quarantine=not dry_run,
+                           workers=workers, progress=progress)
+    for check in report.checks:
+        if check.problems:
+            typer.echo(f"{check.file}: {check.problem} ({check.detail}) -> {check.action}")
+    typer.echo(str(report))

@@ -1,0 +1,142 @@
+"""Recognising and preparing downloaded image bytes: magic-byte sniffing, one decode, resize.
+
+The server's Content-Type is never trusted: the first bytes say what a file is. A kept image
+has been fully decoded once by Pillow (which also gives its size); with `size` it is shrunk to
+that longest side (EXIF orientation applied first, since re-encoding drops the tag) and, with
+`pad`, centred on a black square.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+# Pillow's own warning threshold: ~89 MP, a 9,500 × 9,500 picture.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
+
+
+class ImageProblem(Exception):
+    """Bytes that are not a usable image; the message is the manifest's `error` text."""
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format named by a file's first bytes, or None.
+
+    Args:
+        head: at least the first 16 bytes.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    # "BM" alone is too weak: also require a known DIB header size.
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+        return "bmp"
+    return None
+
+
+def describe(head: bytes, size: int) -> str:
+    """A short human description of non-image bytes, e.g. `HTML page, 2.1 kB`.
+
+    Args:
+        head: the first bytes of the content.
+        size: the total size in bytes.
+    """
+    if size == 0:
+        return "empty"
+    text = head[:512].lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in text:
+        kind = "HTML page"
+    elif text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        kind = "SVG (vector, not supported)"
+    elif text.startswith((b"{", b"[")):
+        kind = "JSON"
+    elif text.startswith(b"<?xml"):
+        kind = "XML"
+    elif head[4:12] in (b"ftypavif", b"ftypheic", b"ftypheix", b"ftypmif1"):
+        kind = "AVIF/HEIC (not supported)"
+    else:
+        kind = "unknown data"
+    return f"{kind}, {human_bytes(size)}"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # unreachable
+
+
+@dataclass
+class PreparedImage:
+    data: bytes
+    ext: str
+    width: int
+    height: int
+
+
+def prepare(data: bytes, *, size: int | None = None, pad: bool = False,
+            max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
+    """Check that `data` is a complete image (one full decode) and optionally resize it.
+
+    Args:
+        data: the downloaded bytes.
+        size: shrink so the longest side is at most this (never enlarges); None keeps pixels.
+        pad: also pad onto a black square (`size` × `size`, or the longest side without `size`).
+        max_pixels: refuse larger images before decoding (decompression-bomb guard).
+    """
+    fmt = sniff(data[:32])
+    if fmt is None:
+        raise ImageProblem(f"not an image ({describe(data[:512], len(data))})")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > max_pixels:
+                raise ImageProblem(f"too large: {im.width}x{im.height} pixels (limit {max_pixels:,})")
+            if size and fmt == "jpeg":
+                im.draft("RGB", (size, size))  # DCT-scaled decode; still reads every byte
+            im.load()
+            if not size and not pad:
+                return PreparedImage(data, EXTENSIONS[fmt], im.width, im.height)
+            return _resized(im, fmt, size, pad)
+    except ImageProblem:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageProblem(f"too large: {err}") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageProblem(decode_error(fmt, err)) from None
+
+
+def decode_error(fmt: str, err: Exception) -> str:
+    """`truncated JPEG (...)` or `corrupt PNG (...)` from a Pillow decoding exception."""
+    if isinstance(err, Image.UnidentifiedImageError):
+        return f"corrupt {fmt.upper()} (Pillow cannot identify it)"
+    kind = "truncated" if "truncat" in str(err).lower() or isinstance(err, EOFError) else "corrupt"
+    return f"{kind} {fmt.upper()} ({err})"
+
+
+def _resized(im: Image.Image, fmt: str, size: int | None, pad: bool) -> PreparedImage:
+    im = ImageOps.exif_transpose(im)
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+    im = im.convert("RGBA" if has_alpha else "RGB")
+    if size and max(im.size) > size:
+        im.thumbnail((size, size), Image.Resampling.LANCZOS)
+    if pad:
+        side = size or max(im.size)
+        canvas = Image.new(im.mode, (side, side), (0, 0, 0, 255) if has_alpha else (0, 0, 0))
+        canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
+        im = canvas
+    out_fmt = "png" if has_alpha or fmt in ("png", "gif", "bmp", "tiff") else fmt
+    buf = io.BytesIO()
+    im.save(buf, format=out_fmt.upper(), **({"quality": 90} if out_fmt in ("jpeg", "webp") else {}))
+    return PreparedImage(buf.getvalue(), EXTENSIONS[out_fmt], im.width, im.height)

@@ -1,0 +1,280 @@
+"""download_images: concurrent, careful downloading against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Reply, blank_image, make_image
+from PIL import Image
+
+from pixclass.cli import main
+from pixclass.collect import download_images, read_manifest
+from pixclass.errors import PixclassError
+
+pytestmark = pytest.mark.timeout(60)
+
+FAST = dict(progress=False, backoff=0.01, timeout=5.0)
+
+
+def serve_images(server, n: int, prefix: str = "/img") -> list[str]:
+    return [server.route(f"{prefix}/{i}.jpg", Reply(200, make_image(i), {"Content-Type": "image/jpeg"}))
+            for i in range(n)]
+
+
+def rows(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "manifest.csv").open(newline="") as fh:
+        return {row["url"]: row for row in csv.DictReader(fh)}
+
+
+def test_downloads_every_url_and_records_it_in_the_manifest(server, tmp_path):
+    urls = serve_images(server, 5)
+    summary = download_images(urls, tmp_path, **FAST)
+    assert summary.ok == 5
+    manifest = rows(tmp_path)
+    for i, url in enumerate(urls):
+        row = manifest[url]
+        assert row["status"] == "ok" and row["file"] == f"{i}.jpg"
+        assert (tmp_path / row["file"]).read_bytes() == make_image(i)
+        assert (row["width"], row["height"]) == ("64", "48")
+        assert len(row["sha256"]) == 64 and int(row["bytes"]) == len(make_image(i))
+
+
+def test_reads_urls_from_a_text_file(server, tmp_path):
+    urls = serve_images(server, 2)
+    listing = tmp_path / "urls.txt"
+    listing.write_text("# my cats\n" + "\n".join(urls) + "\n\n")
+    assert download_images(listing, tmp_path / "out", **FAST).ok == 2
+
+
+def test_csv_labels_become_subfolders(server, tmp_path):
+    urls = serve_images(server, 2)
+    listing = tmp_path / "urls.csv"
+    listing.write_text(f"url,label\n{urls[0]},coral snake\n{urls[1]},kingsnake\n")
+    download_images(listing, tmp_path / "out", **FAST)
+    assert (tmp_path / "out/coral snake/0.jpg").is_file()
+    assert (tmp_path / "out/kingsnake/1.jpg").is_file()
+
+
+def test_an_html_page_served_as_jpeg_is_rejected(server, tmp_path):
+    page = b"<!DOCTYPE html><html><body>Access denied</body></html>" * 40
+    url = server.route("/photo.jpg", Reply(200, page, {"Content-Type": "image/jpeg"}))
+    summary = download_images([url], tmp_path, **FAST)
+    assert summary.failed == 1 and "not an image (HTML page" in summary.records[0].error
+    assert not any(p.suffix == ".jpg" for p in tmp_path.iterdir())
+
+
+def test_a_truncated_image_is_rejected_after_decoding(server, tmp_path):
+    data = make_image(1, size=(256, 256))
+    url = server.route("/cut.jpg", Reply(200, data[: len(data) // 2]))
+    summary = download_images([url], tmp_path, **FAST)
+    assert summary.failed == 1 and summary.records[0].error.startswith("truncated JPEG")
+
+
+def test_http_errors_fail_one_url_and_the_others_carry_on(server, tmp_path):
+    good = serve_images(server, 2)
+    missing = server.url("/gone.jpg")  # no route: 404
+    summary = download_images([missing, *good], tmp_path, **FAST)
+    assert (summary.ok, summary.failed) == (2, 1)
+    assert rows(tmp_path)[missing]["error"] == "HTTP 404 Not Found"
+
+
+def test_429_is_retried_after_the_retry_after_delay(server, tmp_path):
+    seen: list[float] = []
+
+    def limited(_req):
+        seen.append(time.monotonic())
+        if len(seen) == 1:
+            return Reply(429, b"slow down", {"Retry-After": "1"})
+        return Reply(200, make_image(3))
+
+    url = server.route("/limited.jpg", limited)
+    summary = download_images([url], tmp_path, **FAST)
+    assert summary.ok == 1 and len(seen) == 2
+    assert seen[1] - seen[0] >= 0.9  # the client waited as told
+
+
+def test_a_retry_after_beyond_the_limit_fails_instead_of_waiting(server, tmp_path):
+    url = server.route("/later.jpg", Reply(429, b"", {"Retry-After": "3600"}))
+    summary = download_images([url], tmp_path, max_retry_wait=5, **FAST)
+    assert summary.failed == 1 and "Retry-After 3600 s exceeds" in summary.records[0].error
+    assert server.hits["/later.jpg"] == 1
+
+
+def test_server_errors_are_retried_with_backoff_then_given_up(server, tmp_path):
+    url = server.route("/broken.jpg", Reply(503, b"down"))
+    summary = download_images([url], tmp_path, retries=2, **FAST)
+    assert server.hits["/broken.jpg"] == 3
+    assert summary.records[0].error == "HTTP 503 (gave up after 3 attempts)"
+
+
+def test_a_server_that_does_not_answer_times_out(server, tmp_path):
+    url = server.route("/sleepy.jpg", Reply(200, make_image(0), delay=3))
+    summary = download_images([url], tmp_path, progress=False, timeout=0.3, retries=0)
+    assert summary.failed == 1 and summary.records[0].error.startswith("timed out")
+
+
+def test_a_trickling_response_hits_the_per_attempt_deadline(server, tmp_path):
+    def trickle():
+        yield make_image(0)[:100]
+        for _ in range(40):  # a byte every 0.1 s: never idle long enough for the read timeout
+            time.sleep(0.1)
+            yield b"\0"
+
+    url = server.route("/drip.jpg", lambda _req: Reply(200, trickle()))
+    summary = download_images([url], tmp_path, progress=False, timeout=0.4, retries=0)
+    assert summary.failed == 1 and summary.records[0].error.startswith("timed out")
+
+
+def test_redirects_are_followed(server, tmp_path):
+    target = server.route("/real.jpg", Reply(200, make_image(5)))
+    url = server.route("/short", Reply(302, b"", {"Location": target}))
+    summary = download_images([url], tmp_path, **FAST)
+    assert summary.ok == 1 and summary.records[0].file == "short.jpg"
+
+
+def test_a_redirect_loop_fails_clearly(server, tmp_path):
+    server.route("/a", Reply(302, b"", {"Location": "/b"}))
+    server.route("/b", Reply(302, b"", {"Location": "/a"}))
+    summary = download_images([server.url("/a")], tmp_path, max_redirects=4, **FAST)
+    assert summary.failed == 1 and "redirects (a redirect loop?)" in summary.records[0].error
+    assert server.hits["/a"] + server.hits["/b"] == 5
+
+
+def test_a_content_length_that_lies_short_leaves_nothing_kept(server, tmp_path):
+    # HTTP framing ends the body at the announced length: the cut image must not be kept.
+    url = server.route("/short.jpg", Reply(200, make_image(0, size=(256, 256)), {"Content-Length": "1000"}))
+    summary = download_images([url], tmp_path, **FAST)
+    assert summary.failed == 1 and summary.records[0].error.startswith(("truncated", "corrupt"))
+    assert not list(tmp_path.glob("*.jpg"))
+
+
+def test_a_huge_body_without_length_stops_at_max_bytes(server, tmp_path):
+    def endless():
+        yield make_image(0)[:64]
+        for _ in range(2000):
+            yield b"\0" * 65536
+
+    url = server.route("/huge.jpg", lambda _req: Reply(200, endless()))
+    summary = download_images([url], tmp_path, max_bytes=200_000, **FAST)
+    assert summary.records[0].error == "too large: more than 200.0 kB (max_bytes)"
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/..%2F..%2Fevil.jpg", "evil.jpg"),
+    ("/x/%2e%2e%5c%2e%2e%5cwin.jpg", "win.jpg"),
+    ("/CON.jpg", None),
+    ("/.hidden.jpg", "hidden.jpg"),
+    ("/" + "a" * 300 + ".jpg", "a" * 64 + ".jpg"),
+    ("/search?q=../../etc/passwd", "search.jpg"),
+])
+def test_hostile_names_stay_inside_the_output_folder(server, tmp_path, path, expected):
+    server.fallback = lambda _req: Reply(200, make_image(7))
+    out = tmp_path / "out"
+    summary = download_images([server.url(path)], out, **FAST)
+    assert summary.ok == 1, summary.records
+    kept = [p for p in tmp_path.rglob("*.jpg")]
+    assert len(kept) == 1 and kept[0].parent == out
+    if expected:
+        assert kept[0].name == expected
+    else:  # a device name is replaced by the content hash
+        assert kept[0].name == summary.records[0].sha256[:16] + ".jpg"
+
+
+def test_an_existing_different_file_is_never_overwritten(server, tmp_path):
+    (tmp_path / "cat.jpg").write_bytes(b"my own picture")
+    url = server.route("/cat.jpg", Reply(200, make_image(1)))
+    record = download_images([url], tmp_path, **FAST).records[0]
+    assert (tmp_path / "cat.jpg").read_bytes() == b"my own picture"
+    assert record.file == f"cat-{record.sha256[:8]}.jpg"
+
+
+def test_same_name_from_two_urls_keeps_both(server, tmp_path):
+    a = server.route("/a/photo.jpg", Reply(200, make_image(1)))
+    b = server.route("/b/photo.jpg", Reply(200, make_image(2)))
+    summary = download_images([a, b], tmp_path, **FAST)
+    assert "photo.jpg" in {r.file for r in summary.records}
+    assert len({r.file for r in summary.records}) == 2
+
+
+def test_the_same_content_from_two_urls_is_kept_once(server, tmp_path):
+    a = server.route("/a.jpg", Reply(200, make_image(9)))
+    b = server.route("/b.jpg", Reply(200, make_image(9)))
+    summary = download_images([a, b], tmp_path, **FAST)
+    assert (summary.ok, summary.duplicate) == (1, 1)
+    assert len(list(tmp_path.glob("*.jpg"))) == 1
+
+
+def test_a_rerun_skips_what_is_done_without_asking_the_server(server, tmp_path):
+    urls = serve_images(server, 4)
+    urls.append(server.url("/gone.jpg"))
+    download_images(urls, tmp_path, **FAST)
+    hits = sum(server.hits.values())
+    again = download_images(urls, tmp_path, **FAST)
+    assert (again.ok, again.skipped, again.failed) == (0, 4, 1)  # only the failure is retried
+    assert sum(server.hits.values()) == hits + 1
+
+
+def test_a_rerun_fetches_again_a_file_the_user_deleted(server, tmp_path):
+    urls = serve_images(server, 2)
+    first = download_images(urls, tmp_path, **FAST)
+    (tmp_path / first.records[0].file).unlink()
+    assert download_images(urls, tmp_path, **FAST).ok == 1
+
+
+def test_a_manifest_cut_by_a_kill_is_still_read_and_appended(server, tmp_path):
+    urls = serve_images(server, 3)
+    download_images(urls[:2], tmp_path, **FAST)
+    with (tmp_path / "manifest.csv").open("a") as fh:
+        fh.write(f"{urls[2]},2.jpg,abc")  # a partial last line, no newline
+    again = download_images(urls, tmp_path, **FAST)
+    assert (again.ok, again.skipped) == (1, 2)
+    assert [r.status for r in read_manifest(tmp_path / "manifest.csv")] == ["ok", "ok", "ok"]
+
+
+def test_size_shrinks_the_longest_side_keeping_the_aspect(server, tmp_path):
+    url = server.route("/big.jpg", Reply(200, make_image(1, size=(400, 200))))
+    record = download_images([url], tmp_path, size=100, **FAST).records[0]
+    with Image.open(tmp_path / record.file) as im:
+        assert im.size == (100, 50) == (record.width, record.height)
+
+
+def test_pad_makes_a_square(server, tmp_path):
+    url = server.route("/wide.png", Reply(200, make_image(1, size=(400, 200), fmt="PNG")))
+    record = download_images([url], tmp_path, size=100, pad=True, **FAST).records[0]
+    with Image.open(tmp_path / record.file) as im:
+        assert im.size == (100, 100) and im.getpixel((50, 5)) == (0, 0, 0)
+
+
+def test_the_extension_comes_from_the_content_not_the_url(server, tmp_path):
+    url = server.route("/pic.jpg", Reply(200, make_image(1, fmt="PNG"), {"Content-Type": "image/jpeg"}))
+    assert download_images([url], tmp_path, **FAST).records[0].file == "pic.png"
+
+
+def test_a_bomb_is_refused_before_decoding(server, tmp_path):
+    url = server.route("/bomb.png", Reply(200, blank_image((3000, 3000), "PNG")))
+    record = download_images([url], tmp_path, max_pixels=1_000_000, **FAST).records[0]
+    assert record.status == "failed" and record.error.startswith("too large: 3000x3000")
+
+
+def test_a_line_that_is_not_a_url_is_a_clear_error(tmp_path):
+    listing = tmp_path / "urls.txt"
+    listing.write_text("http://127.0.0.1:9/a.jpg\nftp://example/b.jpg\n")
+    with pytest.raises(PixclassError, match=r"urls.txt' line 2: 'ftp://example/b.jpg' is not an http\(s\) URL"):
+        download_images(listing, tmp_path / "out", progress=False)
+
+
+def test_cli_download_prints_a_summary(server, tmp_path, capsys):
+    listing = tmp_path / "urls.txt"
+    listing.write_text("\n".join(serve_images(server, 3)))
+    main(["download", str(listing), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert "3 downloaded, 0 duplicates, 0 failed, 0 already done" in capsys.readouterr().out
+
+
+def test_cli_download_of_a_missing_file_is_one_line_and_exit_1(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download", str(tmp_path / "nope.txt"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip() == f"pixclass: cannot read URL list '{tmp_path / 'nope.txt'}': no such file"
