@@ -1,0 +1,165 @@
+"""CLI verbs of the training core: train, lr-find, predict, export, demo.
+
+Each is a thin call into `pixclass.train.recipe` or `pixclass.export`; torch is imported
+inside the commands so `pixclass --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pixclass.cli import app
+from pixclass.errors import PixclassError
+
+
+def _lr(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise PixclassError(f"--lr must be a number or 'auto'; got '{value}'") from None
+
+
+@app.command()
+def train(
+    data: Optional[str] = typer.Argument(None, help="Folder (ImageNet layout or one folder per class), CSV, or elpv:type / elpv:defect."),
+    folder: Optional[str] = typer.Option(None, help="CSV only: folder of the image files, relative to the CSV."),
+    fn_col: Optional[str] = typer.Option(None, help="CSV column of file names (default: the first)."),
+    label_col: Optional[str] = typer.Option(None, help="CSV column of labels (default: the second)."),
+    label_delim: Optional[str] = typer.Option(None, help="Split labels on this for multi-label, e.g. ' '."),
+    valid_col: Optional[str] = typer.Option(None, help="CSV boolean column marking validation rows."),
+    valid_pct: Optional[float] = typer.Option(None, help="Random validation share when the data has no split (default 0.2)."),
+    arch: str = typer.Option("efficientnet_lite0", help="Any timm architecture name."),
+    weights: Optional[str] = typer.Option(None, help="Pretrained weights file (.safetensors/.pth) to start from."),
+    size: int = typer.Option(224, help="Input size in pixels."),
+    bs: int = typer.Option(32, help="Batch size."),
+    epochs: int = typer.Option(10, help="Epochs with the pretrained body frozen (cheap: cached features)."),
+    unfreeze_epochs: int = typer.Option(2, help="Then epochs with everything trainable (0: stop after the frozen stage)."),
+    lr: str = typer.Option("auto", help="Peak learning rate, or 'auto' for lr_find's suggestion."),
+    augment: str = typer.Option("default", help="Augmentation preset: default, light, none, satellite, top_down."),
+    seed: int = typer.Option(42, help="Seed for the split, shuffling and initialisation."),
+    workers: Optional[int] = typer.Option(None, help="Loader processes (default: one per core)."),
+    skip_bad: bool = typer.Option(False, help="Skip unreadable images with a warning instead of stopping."),
+    out: Optional[str] = typer.Option(None, help="Run directory (default: runs/<data name>)."),
+    resume: Optional[str] = typer.Option(None, help="Continue the run in this directory from its last complete epoch."),
+) -> None:
+    """Train a classifier: lr_find, frozen stage, unfrozen stage; writes RUN/model.pixclass."""
+    from pixclass.train import recipe
+
+    if resume:
+        summary = recipe.resume(resume)
+    else:
+        if data is None:
+            raise PixclassError("give the training data (a folder or CSV), or --resume RUN")
+        if valid_col and valid_pct is not None:
+            raise PixclassError("use either --valid-col or --valid-pct, not both")
+        cfg = recipe.TrainConfig(
+            data=data, out=out or f"runs/{_run_name(data)}", folder=folder, fn_col=fn_col, label_col=label_col,
+            label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch, weights=weights,
+            size=size, bs=bs, augment=augment, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
+            seed=seed, num_workers=workers, skip_bad=skip_bad)
+        summary = recipe.run(cfg)
+    _print_summary(summary)
+
+
+def _run_name(data: str) -> str:
+    return data.replace(":", "-") if data.startswith("elpv:") else (Path(data).stem or "run")
+
+
+def _print_summary(summary: dict) -> None:
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+    typer.echo(f"valid: {metrics}")
+    typer.echo(f"model: {summary['model']}  ({summary['seconds']:.0f} s)")
+
+
+@app.command("lr-find")
+def lr_find(
+    data: str = typer.Argument(..., help="Folder or CSV, as for `train`."),
+    folder: Optional[str] = typer.Option(None), fn_col: Optional[str] = typer.Option(None),
+    label_col: Optional[str] = typer.Option(None), label_delim: Optional[str] = typer.Option(None),
+    valid_pct: Optional[float] = typer.Option(None), arch: str = typer.Option("efficientnet_lite0"),
+    weights: Optional[str] = typer.Option(None), size: int = typer.Option(224), bs: int = typer.Option(32),
+    plot: str = typer.Option("lr_find.png", help="Where to save the loss-vs-LR plot."),
+) -> None:
+    """Run the learning-rate range test on the frozen model; print the suggestion, save the plot."""
+    from pixclass.train import recipe
+
+    cfg = recipe.TrainConfig(data=data, folder=folder, fn_col=fn_col, label_col=label_col,
+                             label_delim=label_delim, valid_pct=valid_pct, arch=arch, weights=weights,
+                             size=size, bs=bs)
+    learn = recipe.make_learner(cfg)
+    finder = learn.lr_find()
+    finder.plot(plot)
+    typer.echo(f"suggested lr: {finder.suggestion:.2e}  (plot: {plot})")
+
+
+@app.command()
+def predict(
+    model: str = typer.Argument(..., help="A .pixclass model file."),
+    paths: List[str] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    csv: Optional[str] = typer.Option(None, help="Also write path,label,prob to this CSV."),
+    bs: int = typer.Option(32, help="Images per batch."),
+) -> None:
+    """Predict images with an exported model; prints one line per image."""
+    from pixclass.export.predict_files import predict_files
+
+    n_ok, n_bad = predict_files(model, paths, csv, bs, echo=typer.echo)
+    if n_bad:
+        typer.echo(f"{n_bad} file(s) could not be read; run 'pixclass verify' on their folder", err=True)
+    if csv:
+        typer.echo(f"wrote {n_ok} predictions to {csv}")
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="A run directory made by `pixclass train`."),
+    out: Optional[str] = typer.Option(None, help="Where to write (default RUN/model.pixclass)."),
+) -> None:
+    """(Re)write RUN/model.pixclass: one safe file (safetensors + JSON, no pickle)."""
+    from pixclass.train.recipe import export_run
+
+    path = export_run(run, out)
+    typer.echo(f"model: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command()
+def demo(
+    task: str = typer.Option("type", help="elpv task: 'type' (mono vs poly) or 'defect' (4 levels)."),
+    out: Optional[str] = typer.Option(None, help="Run directory (default runs/demo-<task>)."),
+    epochs: int = typer.Option(10, help="Frozen epochs."),
+    unfreeze_epochs: int = typer.Option(0, help="Unfrozen epochs (each takes minutes on a CPU)."),
+) -> None:
+    """Train efficientnet_lite0 on the embedded solar-cell photos, export it, predict a few."""
+    import shutil
+
+    from pixclass.demo.elpv import elpv_split
+    from pixclass.train import recipe
+
+    t0 = time.perf_counter()
+    run_dir = Path(out or f"runs/demo-{task}")
+    if (run_dir / "config.json").exists() and (run_dir / "summary.json").exists():
+        shutil.rmtree(run_dir)  # a finished demo run is ours to redo; never a half-done user run
+    cfg = recipe.TrainConfig(data=f"elpv:{task}", out=str(run_dir), epochs=epochs, unfreeze_epochs=unfreeze_epochs)
+    typer.echo(f"pixclass demo: elpv solar cells, task '{task}', efficientnet_lite0, "
+               f"{len(elpv_split()['valid_idx'])} validation images")
+    summary = recipe.run(cfg)
+    _print_summary(summary)
+    _demo_predictions(summary["model"], task)
+    acc = summary["metrics"].get("accuracy")
+    typer.echo(f"validation accuracy: {acc * 100:.2f} %   wall time: {time.perf_counter() - t0:.0f} s")
+
+
+def _demo_predictions(model_path: str, task: str) -> None:
+    from pixclass.demo.elpv import elpv_items, elpv_split
+    from pixclass.export.predictor import load_model
+
+    model = load_model(model_path)
+    paths, labels = elpv_items(task)
+    for i in elpv_split()["valid_idx"][:5]:
+        p = model.predict(paths[i])
+        typer.echo(f"  {paths[i].name}: predicted {p.label} ({p.prob:.3f}), true {labels[i]}")

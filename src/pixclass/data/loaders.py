@@ -191,6 +191,7 @@ class ImageData:
     def loader(self, split: str = "train", shuffle: bool | None = None, augment: bool | None = None,
                bs: int | None = None, num_workers: int | None = None, pin_memory: bool = False):
         """A DataLoader yielding `(x, y, bad_items)`; iterate it with `batches()`."""
+        import torch
         from torch.utils.data import DataLoader
 
         from pixclass.data.dataset import EpochSampler, collate, default_workers
@@ -207,6 +208,8 @@ class ImageData:
             drop_last=shuffle and len(ds) % bs == 1,
             num_workers=workers, collate_fn=collate, persistent_workers=workers > 0,
             pin_memory=pin_memory, prefetch_factor=4 if workers > 0 else None,
+            # Its own generator: worker seeds never draw from (and shift) the global torch RNG.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def batches(self, loader) -> Iterator[tuple[Any, Any]]:

@@ -1,0 +1,1 @@
+"""The embedded default dataset (`elpv-dataset` solar cells) and the `pixclass demo` recipe."""

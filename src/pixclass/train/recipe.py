@@ -1,0 +1,200 @@
+"""The default training recipe behind `pixclass train` and `pixclass demo`, with resume.
+
+Owns: `TrainConfig` (everything needed to rerun, saved as `RUN/config.json`), building the
+data from a folder / CSV / the embedded elpv demo, and `run()`: lr_find → frozen stage →
+unfrozen stage with discriminative LRs → history, plots, `model.pixclass`. A killed run
+continues with `resume(RUN)` from its last complete epoch with the same schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pixclass.errors import PixclassError
+from pixclass.files import atomic_write_text
+
+
+@dataclass
+class TrainConfig:
+    """A training run. `data` is a folder, a CSV file, or `elpv:type` / `elpv:defect`."""
+
+    data: str
+    out: str = "runs/latest"
+    folder: str | None = None
+    fn_col: str | None = None
+    label_col: str | None = None
+    label_delim: str | None = None
+    valid_col: str | None = None
+    valid_pct: float | None = None
+    arch: str = "efficientnet_lite0"
+    weights: str | None = None
+    pretrained: bool = True
+    size: int = 224
+    bs: int = 32
+    augment: str = "default"
+    epochs: int = 10
+    unfreeze_epochs: int = 2
+    lr: float | str = "auto"
+    unfreeze_lr: float | None = None
+    wd: float = 0.01
+    seed: int = 42
+    num_workers: int | None = None
+    cache_features: bool = True
+    skip_bad: bool = False
+    # Filled in by the run: the LR lr_find chose, so a resumed run uses the same schedule.
+    resolved_lr: float | None = None
+    classes: list[str] = field(default_factory=list)
+
+    def save(self, run: Path) -> None:
+        atomic_write_text(run / "config.json", json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, run: str | Path) -> "TrainConfig":
+        path = Path(run) / "config.json"
+        if not path.is_file():
+            raise PixclassError(f"'{run}' is not a training run (no config.json): nothing to resume")
+        raw = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def build_data(cfg: TrainConfig):
+    """The `ImageData` a config describes."""
+    from pixclass.data.loaders import ImageData
+
+    common = dict(size=cfg.size, bs=cfg.bs, augment=cfg.augment, num_workers=cfg.num_workers,
+                  skip_bad=cfg.skip_bad, seed=cfg.seed)
+    if cfg.data.startswith("elpv:"):
+        from pixclass.demo.elpv import elpv_data
+
+        return elpv_data(cfg.data.split(":", 1)[1], **common)
+    src = Path(cfg.data)
+    if src.is_dir():
+        return ImageData.from_folder(src, valid_pct=cfg.valid_pct, **common)
+    if src.is_file() and src.suffix.lower() in (".csv", ".tsv", ".txt"):
+        return ImageData.from_df(
+            _read_table(src), path=src.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
+            label_col=cfg.label_col or 1, label_delim=cfg.label_delim, valid_col=cfg.valid_col,
+            valid_pct=cfg.valid_pct, **common)
+    raise PixclassError(f"data '{cfg.data}' is neither a folder of images nor a CSV file")
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, sep=None if path.suffix.lower() != ".csv" else ",", engine="python")
+    except Exception as err:
+        raise PixclassError(f"cannot read CSV '{path}': {err}") from None
+
+
+def make_learner(cfg: TrainConfig, progress: bool = True, pretrained: bool | None = None):
+    from pixclass.train.learner import Learner
+
+    data = build_data(cfg)
+    return Learner(data, arch=cfg.arch, weights=cfg.weights, wd=cfg.wd, path=cfg.out,
+                   pretrained=cfg.pretrained if pretrained is None else pretrained,
+                   cache_features=cfg.cache_features, checkpoint_every_epoch=True, progress=progress)
+
+
+def _stages(cfg: TrainConfig) -> list[dict[str, Any]]:
+    lr = float(cfg.resolved_lr if cfg.resolved_lr is not None else cfg.lr)
+    # The body learns gently: its last group at most 1e-3, the first 100× lower (fastai's lr_mult).
+    hi = cfg.unfreeze_lr or min(lr, 1e-3)
+    plan = [dict(frozen=True, epochs=cfg.epochs, lr=lr, pct_start=0.25, div=25.0),
+            dict(frozen=False, epochs=cfg.unfreeze_epochs, lr=slice(hi / 100, hi), pct_start=0.3, div=5.0)]
+    start = 0
+    for stage in plan:
+        stage["start"] = start
+        start += stage["epochs"]
+    return [s for s in plan if s["epochs"] > 0]
+
+
+def run(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict[str, Any]:
+    """Train as `cfg` says (or continue it); returns a summary with the final validation metrics."""
+    from pixclass.train import resume as resuming
+    from pixclass.train.checkpoint import seed_everything
+
+    t0 = time.perf_counter()
+    run_dir = Path(cfg.out)
+    if not resume and (run_dir / "checkpoints" / "last.json").exists():
+        raise PixclassError(f"'{run_dir}' already holds a training run: continue it with "
+                            f"'pixclass train --resume {run_dir}' or choose another --out")
+    seed_everything(cfg.seed)
+    learn = make_learner(cfg, progress)
+    cfg.classes = learn.data.classes
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    learn.on_epoch_end.append(lambda lrn, _row: lrn.recorder.to_csv(run_dir / "history.csv"))
+    pointer = resuming.read_last_checkpoint(run_dir) if resume else None
+    if pointer is None:
+        if cfg.lr == "auto" and cfg.resolved_lr is None:
+            learn.freeze()
+            finder = learn.lr_find()
+            finder.plot(run_dir / "plots" / "lr_find.png")
+            cfg.resolved_lr = finder.suggestion
+            _say(progress, f"lr_find suggests {cfg.resolved_lr:.2e}")
+        cfg.save(run_dir)
+    state = resuming.restore(learn, pointer) if pointer else None
+    for stage in _stages(cfg):
+        done = pointer is not None and (pointer["stage_start"] > stage["start"] or
+                                        (pointer["stage_start"] == stage["start"] and
+                                         pointer["epoch"] + 1 >= stage["epochs"]))
+        if done:
+            continue
+        here = state if pointer is not None and pointer["stage_start"] == stage["start"] else None
+        if here is None:
+            learn.freeze() if stage["frozen"] else learn.unfreeze()
+        learn.epoch_offset = stage["start"]
+        learn.fit_one_cycle(stage["epochs"], stage["lr"], pct_start=stage["pct_start"], div=stage["div"], resume=here)
+    return _finish(learn, cfg, run_dir, time.perf_counter() - t0)
+
+
+def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Continue the run in `run_dir` from its last complete epoch."""
+    return run(TrainConfig.load(run_dir), progress=progress, resume=True)
+
+
+def _finish(learn, cfg: TrainConfig, run_dir: Path, seconds: float) -> dict[str, Any]:
+    learn.save("final")
+    plots = run_dir / "plots"
+    learn.recorder.plot_losses(plots / "losses.png")
+    learn.recorder.plot_lr(plots / "lr.png")
+    learn.recorder.to_csv(run_dir / "history.csv")
+    model_path = learn.export(run_dir / "model.pixclass")
+    final = learn.recorder.rows[-1] if learn.recorder.rows else learn.validate()
+    summary = {"run": str(run_dir), "model": str(model_path), "seconds": round(seconds, 1),
+               "metrics": {k: v for k, v in final.items() if k not in ("epoch", "time")},
+               "weights_source": learn.body_info.weights_source}
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """(Re)write `RUN/model.pixclass` from the run's final (or newest epoch) weights."""
+    from pixclass.train import resume as resuming
+
+    run_dir = Path(run_dir)
+    cfg = TrainConfig.load(run_dir)
+    learn = make_learner(cfg, progress=False, pretrained=False)
+    final = run_dir / "checkpoints" / "final.safetensors"
+    pointer = resuming.read_last_checkpoint(run_dir)
+    if final.is_file():
+        learn.load(final)
+    elif pointer is not None:
+        resuming.restore(learn, pointer)
+    else:
+        raise PixclassError(f"'{run_dir}' has no trained weights yet: train it first")
+    if pointer is not None:
+        learn.recorder.rows = list(pointer.get("rows", []))
+    return learn.export(Path(out) if out else run_dir / "model.pixclass")
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        from rich.console import Console
+
+        Console(highlight=False).print(text)
