@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny real image files in tmp dirs, in every layout the data factories read.
+
+The helpers that write them live in `tests/imagefiles.py` (importable from any test).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagefiles import CLASS_COLOURS, jpeg_bytes, save_image, write_brightness, write_class_folders, write_planet
+
+
+@pytest.fixture
+def class_folders(tmp_path: Path) -> Path:
+    """One folder per class (blue, green, red), 8 images each, JPEG and PNG."""
+    return write_class_folders(tmp_path / "colours")
+
+
+@pytest.fixture
+def imagenet_folders(tmp_path: Path) -> Path:
+    """ImageNet layout: `train/<class>/` (6 each), `valid/<class>/` (2 each), `test/` (3 unlabelled)."""
+    root = tmp_path / "imagenet"
+    write_class_folders(root / "train", 6, seed=1)
+    write_class_folders(root / "valid", 2, seed=2)
+    for i, colour in enumerate(CLASS_COLOURS.values()):
+        save_image(root / "test" / f"unknown_{i}.jpg", colour, 9000 + i)
+    return root
+
+
+@pytest.fixture
+def planet_csv(tmp_path: Path) -> Path:
+    """A Planet-style multi-label set (see `imagefiles.write_planet`); returns its folder."""
+    return write_planet(tmp_path / "planet")
+
+
+@pytest.fixture
+def regression_csv(tmp_path: Path) -> Path:
+    """A regression set with float targets and an is_valid column; returns its folder."""
+    return write_brightness(tmp_path / "brightness")
+
+
+@pytest.fixture
+def broken_files(tmp_path: Path) -> dict[str, Path]:
+    """Files named like images that are not readable ones: empty, an HTML page, a truncated JPEG."""
+    root = tmp_path / "broken"
+    root.mkdir()
+    empty = root / "empty.jpg"
+    empty.write_bytes(b"")
+    html = root / "page.jpg"
+    html.write_text("<!DOCTYPE html><html><head><title>Not Found</title></head><body>404</body></html>\n")
+    truncated = root / "truncated.jpg"
+    truncated.write_bytes(jpeg_bytes(size=64)[:600])
+    return {"empty": empty, "html": html, "truncated": truncated}
