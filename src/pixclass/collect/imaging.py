@@ -101,13 +101,15 @@ def prepare(data: bytes, *, size: int | None = None, pad: bool = False,
         raise ImageProblem(f"not an image ({describe(data[:512], len(data))})")
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > max_pixels:
-                raise ImageProblem(f"too large: {im.width}x{im.height} pixels (limit {max_pixels:,})")
-            if size and fmt == "jpeg":
-                im.draft("RGB", (size, size))  # DCT-scaled decode; still reads every byte
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageProblem(f"too large: {width}x{height} pixels (limit {max_pixels:,})")
+            reencode = bool(size or pad)
+            if fmt == "jpeg" and (size or not reencode):
+                _draft_jpeg(im, size)
             im.load()
-            if not size and not pad:
-                return PreparedImage(data, EXTENSIONS[fmt], im.width, im.height)
+            if not reencode:
+                return PreparedImage(data, EXTENSIONS[fmt], width, height)
             return _resized(im, fmt, size, pad)
     except ImageProblem:
         raise
@@ -123,6 +125,17 @@ def decode_error(fmt: str, err: Exception) -> str:
         return f"corrupt {fmt.upper()} (Pillow cannot identify it)"
     kind = "truncated" if "truncat" in str(err).lower() or isinstance(err, EOFError) else "corrupt"
     return f"{kind} {fmt.upper()} ({err})"
+
+
+def _draft_jpeg(im: Image.Image, size: int | None) -> None:
+    """Ask for a DCT-scaled decode: every byte is still entropy-decoded (truncation is caught).
+
+    Only checking needs no more than 1/8 scale and luma; resizing needs at least `size` pixels.
+    """
+    if size:
+        im.draft("RGB", (size, size))
+    else:
+        im.draft("L" if im.mode == "RGB" else im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
 
 
 def _resized(im: Image.Image, fmt: str, size: int | None, pad: bool) -> PreparedImage:

@@ -192,15 +192,17 @@ def classify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_size: int 
 def _decode_checks(path: Path, fmt: str, max_pixels: int, max_size: int | None) -> tuple[list[str], str]:
     problems: list[str] = []
     details: list[str] = []
-    with Image.open(path) as im:
+    with Image.open(path, formats=[fmt.upper()]) as im:
         w, h = im.size
         if w * h > max_pixels:
             return ["too_large"], f"{w}x{h} = {w * h / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit"
         frames = getattr(im, "n_frames", 1)
         odd = _odd_mode(im)
         orientation = im.getexif().get(0x0112, 1)
-        if fmt == "jpeg":  # 1/8-scale IDCT: much cheaper, every byte still entropy-decoded
-            im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))
+        if fmt == "jpeg":
+            # 1/8-scale IDCT, luma only: cheaper, yet every coefficient is still entropy-decoded,
+            # so truncated or broken data fails exactly as in a full-size decode.
+            im.draft("L" if im.mode == "RGB" else im.mode, (max(1, w // 8), max(1, h // 8)))
         im.load()
     if frames > 1:
         problems.append("animated")
