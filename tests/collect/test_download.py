@@ -278,3 +278,67 @@ def test_cli_download_of_a_missing_file_is_one_line_and_exit_1(tmp_path, capsys)
         main(["download", str(tmp_path / "nope.txt"), "--out", str(tmp_path)])
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.strip() == f"pixclass: cannot read URL list '{tmp_path / 'nope.txt'}': no such file"
+
+
+def in_flight_recorder(delay: float = 0.05):
+    """A handler that remembers the most requests it ever had in flight at once."""
+    import threading
+
+    state = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def handler(req):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(delay)
+        with lock:
+            state["now"] -= 1
+        return Reply(200, make_image(int(req.path.rsplit("/", 1)[-1].split(".")[0])))
+
+    return handler, state
+
+
+def test_requests_to_one_host_stay_within_per_host(server, tmp_path):
+    handler, state = in_flight_recorder()
+    server.fallback = handler
+    urls = [server.url(f"/p/{i}.jpg") for i in range(24)]
+    summary = download_images(urls, tmp_path, per_host=4, concurrency=50, **FAST)
+    assert summary.ok == 24 and state["max"] == 4
+
+
+def test_requests_over_all_hosts_stay_within_concurrency(server, tmp_path):
+    handler, state = in_flight_recorder()
+    server.fallback = handler
+    port = server.httpd.server_address[1]
+    # 127.0.0.1 and 127.0.0.2 are two hosts to the client, one loopback server here.
+    other = f"http://127.0.0.2:{port}" if _reachable("127.0.0.2", port) else f"http://localhost:{port}"
+    urls = [f"{base}/p/{i}.jpg" for i in range(12) for base in (server.base, other)]
+    summary = download_images(urls, tmp_path, per_host=5, concurrency=6, **FAST)
+    assert summary.ok == 12 and summary.duplicate == 12 and state["max"] == 6
+
+
+def _reachable(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_retry_after_may_be_an_http_date(server, tmp_path):
+    from email.utils import formatdate
+
+    seen: list[float] = []
+
+    def limited(_req):
+        seen.append(time.time())
+        if len(seen) == 1:
+            return Reply(503, b"", {"Retry-After": formatdate(time.time() + 2, usegmt=True)})
+        return Reply(200, make_image(3))
+
+    url = server.route("/dated.jpg", limited)
+    assert download_images([url], tmp_path, **FAST).ok == 1
+    assert seen[1] - seen[0] >= 0.9  # HTTP dates have 1 s resolution

@@ -219,3 +219,12 @@ def test_cli_verify_lists_problems_and_a_summary(corpus, capsys):
     out = capsys.readouterr().out
     assert "cats/empty.jpg: zero_bytes (empty file) -> quarantined (.quarantine/cats/empty.jpg)" in out
     assert f"report: {corpus / 'verify.csv'}" in out
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this OS")
+def test_a_pipe_named_like_an_image_is_skipped_not_waited_on(corpus):
+    import os
+
+    os.mkfifo(corpus / "cats/pipe.jpg")
+    report = verify(corpus, quarantine=False)
+    assert "cats/pipe.jpg" not in {c.file for c in report.checks}

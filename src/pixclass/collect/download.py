@@ -18,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from itertools import count
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -276,13 +275,13 @@ class _Downloader:
     def _reserve_name(self, url: str, label: str, sha: str, ext: str) -> str:
         folder = safe_label(label) + "/" if label else ""
         stem = safe_stem(url, fallback=sha[:16])
-        for n in count():
+        for n in range(100_000):
             suffix = "" if n == 0 else f"-{sha[:8]}" if n == 1 else f"-{sha[:8]}-{n}"
             rel = f"{folder}{stem}{suffix}{ext}"
             if rel.lower() not in self.taken and not (self.out / rel).exists():
-                self.taken.add(rel.lower())
+                self.taken.add(rel.lower())  # lower-case: some file systems ignore case
                 return rel
-        raise AssertionError("unreachable")
+        raise _Failure(f"no free file name for '{stem}{ext}' in '{self.out / folder}'")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -14,6 +14,7 @@ still reads every byte, so truncation is caught, at a fraction of the cost). Pro
 | odd_mode    | CMYK, 16-bit, alpha, palette with transparency...  | kept; `fix`: RGB       |
 | rotated     | EXIF orientation other than 1                      | kept; `fix`: upright   |
 | oversized   | longest side above `max_size`                      | kept; `fix`: shrunk    |
+| unreadable  | the file cannot be opened (permissions...)         | kept, reported         |
 
 Nothing is deleted: bad files move to `DIR/.quarantine/<same relative path>`, a fixed file's
 original goes there too, and `DIR/verify.csv` lists every file checked (file, problem, action,
@@ -112,11 +113,12 @@ def verify_images(
     files = find_candidates(root)
     check = partial(check_file, root=root, max_pixels=max_pixels, max_size=max_size, fix=fix and quarantine)
     checks: list[FileCheck] = []
-    names = ["ok", "problems"]
-    with counting_progress("verify", len(files), names, progress) as update:
+    counts = {"ok": 0, "problems": 0}
+    with counting_progress("verify", len(files), list(counts), progress) as update:
         for result in _map(check, files, workers):
             checks.append(result)
-            update(ok=sum(not c.problems for c in checks), problems=sum(bool(c.problems) for c in checks))
+            counts["problems" if result.problems else "ok"] += 1
+            update(**counts)
     qdir = root / QUARANTINE_DIR
     for c in checks:
         _act(root, qdir, c, quarantine)
@@ -134,6 +136,8 @@ def find_candidates(root: Path) -> list[str]:
             if name.startswith("."):
                 continue
             path = Path(dirpath, name)
+            if not path.is_file():  # a FIFO or socket named .jpg would block a read forever
+                continue
             if path.suffix.lower() in IMAGE_EXTENSIONS or _looks_like_image(path):
                 found.append(path.relative_to(root).as_posix())
     return found
@@ -159,7 +163,10 @@ def _map(check: partial, files: list[str], workers: int | None):
 def check_file(rel: str, *, root: Path, max_pixels: int, max_size: int | None, fix: bool) -> FileCheck:
     """Classify one file (and, with `fix`, write its repaired version next to it)."""
     path = root / rel
-    problems, detail = classify(path, max_pixels=max_pixels, max_size=max_size)
+    try:
+        problems, detail = classify(path, max_pixels=max_pixels, max_size=max_size)
+    except Exception as err:  # noqa: BLE001 - e.g. no permission: report it, never stop the run
+        return FileCheck(rel, ["unreadable"], f"{type(err).__name__}: {err}")
     result = FileCheck(rel, problems, detail)
     if fix and problems and set(problems) <= set(FIXABLE):
         result.fixed_tmp = _write_fixed(path, max_size)
@@ -285,10 +292,12 @@ def _move_to_quarantine(root: Path, qdir: Path, rel: str) -> str:
     """Move `root/rel` under `qdir` keeping its relative path; never overwrite. Returns new path."""
     dest = qdir / rel
     stem, suffix = dest.stem, dest.suffix
-    n = 1
-    while dest.exists():
+    for n in range(1, 100_000):
+        if not dest.exists():
+            break
         dest = dest.with_name(f"{stem}-{n}{suffix}")
-        n += 1
+    else:
+        raise PixclassError(f"too many quarantined copies of '{rel}' in '{qdir}'; empty it first")
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(root / rel), str(dest))
     return dest.relative_to(root).as_posix()
