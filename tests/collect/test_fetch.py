@@ -86,3 +86,16 @@ def test_cli_fetch_reports_provider_failures_and_counts(tmp_path, server, bing, 
     assert captured.err.strip() == ("pixclass: warning: flickr: no API key: set FLICKR_API_KEY "
                                     "(a free key from Flickr's App Garden) or leave out --provider flickr")
     assert "coral snake: 3 URLs found" in captured.out and "3 downloaded" in captured.out
+
+
+def test_a_blocked_search_page_does_not_stop_the_other_providers(tmp_path, server):
+    server.route("/images/async", Reply(403, b"Forbidden"))
+    server.route("/img/0.jpg", Reply(200, make_image(0)))
+    (tmp_path / "coral.txt").write_text(server.url("/img/0.jpg") + "\n")
+    queries = tmp_path / "q.csv"
+    queries.write_text("coral snake,coral.txt\n")
+    lines: list[str] = []
+    summary = fetch_images(queries, tmp_path / "out", providers=["bing", "urls"],
+                           provider_options={"bing": {"base_url": server.base}}, on_error=lines.append, progress=False)
+    assert lines == ["bing: the image search page answered HTTP 403 (blocked or rate-limited; wait, or use another provider)"]
+    assert summary.download.ok == 1

@@ -62,3 +62,7 @@ def test_file_stems_are_safe(url, stem):
 def test_labels_keep_spaces_but_lose_separators():
     assert safe_label("coral snake") == "coral snake"
     assert safe_label("a/b\\c") == "a_b_c"
+
+
+def test_a_single_url_string_is_a_list_of_one():
+    assert [i.url for i in read_url_list("https://a.example/1.jpg")] == ["https://a.example/1.jpg"]

@@ -118,7 +118,7 @@ def test_ddg_maps_ddgs_results(server, proxy):
 
 def test_ddg_blocked_is_one_clear_line(server, proxy):
     server.route("/", Reply(200, b"<html>no token here</html>"))
-    with pytest.raises(ProviderError, match=r"^ddg: search failed \(DDGSException: .*upgrading ddgs or use another"):
+    with pytest.raises(ProviderError, match=r"^ddg: blocked or the page changed \(no search token from DuckDuckGo\)"):
         list(ddg(proxy).search("coral snake", 5))
 
 
@@ -137,3 +137,9 @@ def test_an_unknown_provider_lists_the_known_ones():
     with pytest.raises(Exception, match="unknown provider 'google'; choose from: bing, ddg, flickr, urls"):
         get_provider("google")
     assert provider_names() == ["bing", "ddg", "flickr", "urls"]
+
+
+def test_ddg_with_no_results_says_so(server, proxy):
+    ddg_routes(server, [])
+    with pytest.raises(ProviderError, match=r"^ddg: no results \(the query may be too narrow"):
+        list(ddg(proxy).search("coral snake", 5))

@@ -39,7 +39,7 @@ def fetch(
     queries: Path = typer.Argument(..., help="CSV: class name, then search terms separated by ';'."),
     out: Path = typer.Option(..., "--out", "-o", help="Destination folder; one subfolder per class."),
     provider: list[str] = typer.Option(["ddg"], "--provider", "-p", help="ddg, bing, flickr or urls (repeatable)."),
-    max: int = typer.Option(100, "--max", "-m", help="Images to aim for per class."),
+    max_per_class: int = typer.Option(100, "--max", "-m", help="Images to aim for per class."),
     size: Optional[int] = typer.Option(None, help="Shrink to this longest side, keeping the aspect ratio."),
     pad: bool = typer.Option(False, "--pad", help="Pad resized images to a black square."),
     timeout: float = typer.Option(20.0, help="Seconds of inactivity before a download times out."),
@@ -48,7 +48,7 @@ def fetch(
     """Search image providers for each class of a query CSV and download the results."""
     from pixclass.collect.fetch import fetch_images
 
-    summary = fetch_images(queries, out, providers=provider, max_per_class=max, size=size, pad=pad,
+    summary = fetch_images(queries, out, providers=provider, max_per_class=max_per_class, size=size, pad=pad,
                            timeout=timeout, progress=progress)
     for label, n in summary.found.items():
         typer.echo(f"{label}: {n} URLs found")

@@ -36,8 +36,10 @@ def read_url_list(source: str | Path | Iterable[str | UrlItem]) -> list[UrlItem]
 
     Args:
         source: a `.txt` file (one URL a line), a `.csv` file (`url[,label]`, header optional),
-            or an iterable of URL strings / `UrlItem`s.
+            one URL, or an iterable of URL strings / `UrlItem`s.
     """
+    if isinstance(source, str) and is_http_url(source.strip()):
+        return [UrlItem(url=source.strip())]  # one URL, not a file name
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():

@@ -36,13 +36,15 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> tor
 
 
 def train_steps(ctx: StepContext, batches: Iterable, on_batch: Callable[[float, float], None]) -> float:
-    """Train over `batches`; returns the mean loss. `on_batch(loss, lr)` after every step."""
+    """Train over `batches`; returns the mean loss. `on_batch(loss, lr)` after every step, with
+    the head group's LR that step used."""
     total, count = 0.0, 0
     for x, y in batches:
         x, y = to_device(x, ctx.device, ctx.channels_last), y.to(ctx.device, non_blocking=True)
         with autocast(ctx.device, ctx.amp):
             out = ctx.forward(x)
         loss = ctx.loss_fn(out.float(), y)
+        lr = ctx.opt.param_groups[-1]["lr"]  # the LR this batch trains with, before the scheduler moves it
         ctx.opt.zero_grad(set_to_none=True)
         if ctx.scaler is not None:
             ctx.scaler.scale(loss).backward()
@@ -56,7 +58,7 @@ def train_steps(ctx: StepContext, batches: Iterable, on_batch: Callable[[float, 
         value = loss.item()
         total += value * len(x)
         count += len(x)
-        on_batch(value, ctx.opt.param_groups[-1]["lr"])
+        on_batch(value, lr)
     return total / max(1, count)
 
 

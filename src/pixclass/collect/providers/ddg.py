@@ -65,6 +65,9 @@ def _explain(err: Exception) -> str:
         return f"rate-limited or blocked ({kind}); wait a few minutes or use another provider"
     if "Timeout" in kind or "timed out" in text:
         return f"timed out ({text or kind}); check the connection or raise the timeout"
+    if "vqd" in text:
+        return ("blocked or the page changed (no search token from DuckDuckGo); try again later, "
+                "upgrade ddgs, or use another provider")
     if "No results" in text:
         return "no results (the query may be too narrow, or the page format changed: try upgrading ddgs)"
     return f"search failed ({kind}: {text}); try upgrading ddgs or use another provider"
