@@ -44,11 +44,22 @@ class FakeServer:
         self.routes: dict[str, Handler] = {}
         self.fallback: Handler | None = None  # answers paths without a route (default: 404)
         self.hits: Counter[str] = Counter()
+        self.open_connections = 0  # client connections currently open
         self._lock = threading.Lock()
         fake = self
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.open_connections += 1
+
+            def finish(self) -> None:
+                with fake._lock:
+                    fake.open_connections -= 1
+                super().finish()
 
             def do_GET(self) -> None:  # noqa: N802
                 parts = urlsplit(self.path)

@@ -342,3 +342,30 @@ def test_retry_after_may_be_an_http_date(server, tmp_path):
     url = server.route("/dated.jpg", limited)
     assert download_images([url], tmp_path, **FAST).ok == 1
     assert seen[1] - seen[0] >= 0.9  # HTTP dates have 1 s resolution
+
+
+
+def test_a_hosts_connections_close_once_its_urls_are_done(server, tmp_path):
+    from conftest import FakeServer
+
+    other = FakeServer()  # another port: another host to the client
+    other._thread.start()
+    try:
+        server.fallback = lambda _req: Reply(200, make_image(1))
+        seen_open: list[int] = []
+
+        def second_host(_req):
+            for _ in range(100):  # give the first server's thread up to 1 s to see the close
+                if server.open_connections == 0:
+                    break
+                time.sleep(0.01)
+            seen_open.append(server.open_connections)
+            return Reply(200, make_image(2))
+
+        other.fallback = second_host
+        urls = [server.url("/a1.jpg"), server.url("/a2.jpg"), other.url("/b1.jpg")]
+        download_images(urls, tmp_path, concurrency=1, **FAST)
+        assert seen_open == [0]
+    finally:
+        other.httpd.shutdown()
+        other.httpd.server_close()

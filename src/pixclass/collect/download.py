@@ -14,7 +14,7 @@ import concurrent.futures
 import hashlib
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -169,6 +169,7 @@ class _Downloader:
         self._host_limits: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(self.s.per_host))
         self._global_limit = asyncio.Semaphore(self.s.concurrency)
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._pending = Counter(_host(item.url) for item in todo)  # closes a host's pool when done
         names = ["ok", "duplicate", "failed", "skipped"]
         with ManifestWriter(self.summary.manifest) as self.writer, \
                 counting_progress("download", len(todo), names, self.progress) as self.update:
@@ -181,7 +182,9 @@ class _Downloader:
 
     def _client(self, host: str) -> httpx.AsyncClient:
         """One small connection pool per host: httpcore's pool bookkeeping grows with the square
-        of its connections, so many small pools cost far less CPU than one big one."""
+        of its connections, so many small pools cost far less CPU than one big one. A pool is
+        closed as soon as its host has nothing left (thousands of hosts must not mean thousands
+        of open sockets)."""
         if host not in self._clients:
             if not self._clients:
                 self._ssl = httpx.create_ssl_context()  # shared: building one costs ~80 ms
@@ -194,11 +197,14 @@ class _Downloader:
 
     async def _one(self, item: UrlItem) -> None:
         meta = dict(url=item.url, provider=item.provider, query=item.query, license=item.license, label=item.label)
-        host = urlsplit(item.url).netloc.lower()
+        host = _host(item.url)
         try:
             # Host slot first: a task waiting for a busy host must not hold a global slot.
             async with self._host_limits[host], self._global_limit:
-                data = await self._get(self._client(host), item.url)
+                try:
+                    data = await self._get(self._client(host), item.url)
+                finally:
+                    await self._release(host)
             record = await self._keep(data, meta)
         except _Failure as err:
             record = ManifestRecord(**meta, status="failed", error=str(err))
@@ -209,6 +215,11 @@ class _Downloader:
         n = getattr(self.summary, record.status) + 1
         setattr(self.summary, record.status, n)
         self.update(**{record.status: n})
+
+    async def _release(self, host: str) -> None:
+        self._pending[host] -= 1
+        if self._pending[host] == 0 and host in self._clients:
+            await self._clients.pop(host).aclose()
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> bytes:
         last: _Retryable | None = None
@@ -282,6 +293,10 @@ class _Downloader:
                 self.taken.add(rel.lower())  # lower-case: some file systems ignore case
                 return rel
         raise _Failure(f"no free file name for '{stem}{ext}' in '{self.out / folder}'")
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
