@@ -36,12 +36,19 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, device: str | 
         state = load_file(str(path), device=str(device))
     except Exception as err:
         raise PixclassError(f"cannot read weights '{path}': {err}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    # A tensor of another shape (e.g. a head for another number of classes) would make torch
+    # raise a multi-line RuntimeError: check shapes first.
+    reshaped = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or reshaped:
         raise PixclassError(
             f"weights '{path}' do not fit this model ({len(missing)} missing, {len(unexpected)} "
-            "unexpected tensors): was it saved from another architecture or number of classes?"
+            f"unexpected, {len(reshaped)} of another shape): was it saved from another architecture "
+            "or number of classes?"
         )
+    model.load_state_dict(state)
 
 
 def rng_state() -> dict[str, Any]:
