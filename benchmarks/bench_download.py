@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import random
+import resource
 import os
 import shutil
 import statistics
@@ -85,10 +86,17 @@ def start_server(photos: list[bytes], latency: float) -> tuple[ThreadingHTTPServ
     return server, hits
 
 
+CPU_SECONDS: list[float] = []  # user + system time of each command, whatever the machine's load
+
+
 def run(cli: list[str]) -> tuple[float, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(cli, check=True, capture_output=True, text=True, timeout=600)
-    return time.perf_counter() - t, done.stdout.strip().splitlines()[-1]
+    seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_SECONDS.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return seconds, done.stdout.strip().splitlines()[-1]
 
 
 def manifest_rows(out: Path) -> int:
@@ -101,6 +109,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sequential", action="store_true", help="also measure --concurrency 1")
+    parser.add_argument("--extra", default="", help="extra download flags, e.g. '--per-host 32'")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
@@ -111,13 +120,14 @@ def main() -> None:
     urls = work / "urls.txt"
     urls.write_text("".join(f"{base}/photos/{i}.jpg\n" for i in range(args.n)))
     pixclass = str(Path(sys.executable).parent / "pixclass")
-    firsts, reruns, new_rows, rerun_requests = [], [], [], []
+    firsts, reruns, new_rows, rerun_requests, cpus = [], [], [], [], []
     try:
         for i in range(args.repeat):
             out = work / f"out{i}"
-            cli = [pixclass, "download", str(urls), "--out", str(out), "--no-progress"]
+            cli = [pixclass, "download", str(urls), "--out", str(out), "--no-progress", *args.extra.split()]
             seconds, first_line = run(cli)
             firsts.append(seconds)
+            cpus.append(CPU_SECONDS[-1])
             rows_after_first, hits_after_first = manifest_rows(out), hits[0]
             seconds, rerun_line = run(cli)
             reruns.append(seconds)
@@ -127,8 +137,9 @@ def main() -> None:
         baseline_s = args.n * args.latency
         result = {
             "images": args.n, "latency_s": args.latency, "mb": round(sum(map(len, photos)) / 1e6, 1),
-            "repeat": args.repeat, "load_average_before": load_before,
+            "repeat": args.repeat, "load_average_before": load_before, "extra_flags": args.extra,
             "download_s": first_s, "download_runs_s": firsts, "summary": first_line,
+            "download_cpu_s": statistics.median(cpus),
             "kept": len(list(out.glob("*.jpg"))),
             "sequential_floor_s": baseline_s, "speedup_vs_sequential_floor": baseline_s / first_s,
             "rerun_s": rerun_s, "rerun_summary": rerun_line,
@@ -150,7 +161,8 @@ def main() -> None:
     print(f"{'one at a time (n x latency floor)':<36}{baseline_s:>9.2f}")
     if args.sequential:
         print(f"{'pixclass download --concurrency 1':<36}{result['sequential_s']:>9.2f}")
-    print(f"{'pixclass download (whole command)':<36}{first_s:>9.2f}   {result['speedup_vs_sequential_floor']:.1f}x faster")
+    print(f"{'pixclass download (whole command)':<36}{first_s:>9.2f}   {result['speedup_vs_sequential_floor']:.1f}x faster, "
+          f"{result['download_cpu_s']:.2f} s of CPU")
     print(f"{'rerun (resume)':<36}{rerun_s:>9.2f}   {result['rerun_new_downloads']} new downloads, {result['rerun_requests']} requests")
 
 
