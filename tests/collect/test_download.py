@@ -369,3 +369,10 @@ def test_a_hosts_connections_close_once_its_urls_are_done(server, tmp_path):
     finally:
         other.httpd.shutdown()
         other.httpd.server_close()
+
+
+def test_cli_download_says_why_urls_failed(server, tmp_path, capsys):
+    listing = tmp_path / "urls.txt"
+    listing.write_text(server.url("/gone.jpg") + "\n")
+    main(["download", str(listing), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert f"failed: {server.url('/gone.jpg')}: HTTP 404 Not Found" in capsys.readouterr().out

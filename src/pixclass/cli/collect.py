@@ -31,7 +31,16 @@ def download(
 
     summary = download_images(urls, out, size=size, pad=pad, max_bytes=max_bytes, timeout=timeout,
                               retries=retries, concurrency=concurrency, per_host=per_host, progress=progress)
+    _echo_failures(summary)
     typer.echo(str(summary))
+
+
+def _echo_failures(summary, shown: int = 10) -> None:  # noqa: ANN001 - a DownloadSummary
+    failed = [r for r in summary.records if r.status == "failed"]
+    for record in failed[:shown]:
+        typer.echo(f"failed: {record.url}: {record.error}")
+    if len(failed) > shown:
+        typer.echo(f"... and {len(failed) - shown} more failures (the 'error' column of {summary.manifest})")
 
 
 @app.command()
@@ -52,6 +61,7 @@ def fetch(
                            timeout=timeout, progress=progress)
     for label, n in summary.found.items():
         typer.echo(f"{label}: {n} URLs found")
+    _echo_failures(summary.download)
     typer.echo(str(summary.download))
 
 
