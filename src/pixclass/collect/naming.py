@@ -8,7 +8,6 @@ labels keep letters, digits, spaces, `-`, `_` and `.`; nothing can climb out of 
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from pixclass.errors import PixclassError
@@ -44,7 +43,3 @@ def safe_label(label: str) -> str:
     if not name or name.upper() in _WINDOWS_DEVICES or set(name) <= {"_"}:
         raise PixclassError(f"class name '{label}' cannot be a folder name; use letters or digits")
     return name
-
-
-def relative_posix(parts: list[str]) -> str:
-    return str(PurePosixPath(*parts))
