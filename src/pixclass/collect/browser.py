@@ -18,7 +18,8 @@ def browser_snippet() -> str:
 
 
 def bookmarklet() -> str:
-    """The snippet as a `javascript:` URL to save as a bookmark (comments dropped, one line)."""
+    """The snippet as a `javascript:` URL to save as a bookmark (one line, `//` comment lines dropped;
+    so the snippet keeps every `//` comment on a line of its own)."""
     lines = [ln.strip() for ln in browser_snippet().splitlines()]
     code = " ".join(ln for ln in lines if ln and not ln.startswith("//"))
     return "javascript:" + quote(code, safe="(){}[];,=>.:'!*+-/?&|$\\\"<> ")
