@@ -64,9 +64,16 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[I
     body, _ = create_body(meta["arch"], pretrained=False)
     model = ImageClassifier(body, HeadConfig.from_dict(meta["head"]))
     state = load_file(str(path), device=str(device))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise PixclassError(f"'{path}' does not match its own description ({len(missing)} missing tensors)")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or reshaped:
+        raise PixclassError(
+            f"'{path}' does not match its own description ({len(missing)} missing, {len(unexpected)} "
+            f"unexpected, {len(reshaped)} of another shape): the file was edited or damaged; export it again"
+        )
+    model.load_state_dict(state)
     model.to(device).eval()
     return model, meta
 

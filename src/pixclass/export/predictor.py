@@ -78,16 +78,18 @@ class Predictor:
                      ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
         """Yield `(path, prediction, None)` or `(path, None, error)` for each file, in order."""
         for chunk in _chunks(list(paths), bs):
-            tensors, ok = [], []
-            for p in chunk:
+            tensors, errors = [], {}
+            for i, p in enumerate(chunk):
                 try:
                     tensors.append(self._tensor(p))
-                    ok.append(p)
                 except ImageReadError as err:
-                    yield Path(p), None, err.reason
-            if tensors:
-                for p, row in zip(ok, self._outputs(torch.stack(tensors))):
-                    yield Path(p), self._decode(row), None
+                    errors[i] = err.reason
+            rows = iter(self._outputs(torch.stack(tensors))) if tensors else iter(())
+            for i, p in enumerate(chunk):  # in input order, unreadable files in their place
+                if i in errors:
+                    yield Path(p), None, errors[i]
+                else:
+                    yield Path(p), self._decode(next(rows)), None
 
     def _decode(self, row: torch.Tensor) -> Prediction:
         if self.task == "regression":
