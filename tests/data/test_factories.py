@@ -172,8 +172,11 @@ def test_csv_missing_column_lists_the_columns_it_has(planet_csv):
 
 
 def test_csv_listing_a_missing_file_names_it_and_suggests_folder_and_suffix(planet_csv):
-    with pytest.raises(PixclassError, match=r"'.*train_0' listed in the table does not exist.*suffix"):
-        ImageData.from_csv(planet_csv, folder="train-jpg", label_delim=" ")  # forgot suffix=".jpg"
+    with open(planet_csv / "labels.csv", "a") as f:
+        f.write("ghost_7,red\n")
+
+    with pytest.raises(PixclassError, match=r"'.*ghost_7\.jpg' listed in the table does not exist.*suffix"):
+        ImageData.from_csv(planet_csv, folder="train-jpg", suffix=".jpg", label_delim=" ")
 
 
 def test_missing_csv_file_is_an_error(tmp_path):

@@ -173,3 +173,19 @@ def test_skip_bad_trains_on_the_readable_images(imagenet_folders, broken_files, 
 def test_zero_epochs_is_an_error(colour_data, make_learner):
     with pytest.raises(PixclassError, match="epochs must be at least 1; got 0"):
         make_learner(colour_data).fit_one_cycle(0)
+
+
+def test_skip_bad_survives_a_batch_left_with_one_image(imagenet_folders, broken_files, make_learner):
+    # Batches of 2: the batch holding the broken file is left with one image, on which
+    # BatchNorm cannot train; that batch is skipped rather than crashing the epoch.
+    shutil.copy(broken_files["html"], imagenet_folders / "train" / "red" / "red_bad.jpg")
+    shutil.copy(imagenet_folders / "train" / "red" / "red_0.jpg", imagenet_folders / "train" / "red" / "red_9.jpg")
+    data = ImageData.from_folder(imagenet_folders, size=SIZE, bs=2, num_workers=0, skip_bad=True)
+    assert len(data.train_paths) == 20
+    learn = make_learner(data)
+    learn.unfreeze()
+
+    with pytest.warns(UserWarning, match="skipped .*red_bad.jpg"):
+        rows = learn.fit_one_cycle(1, lr=1e-3)
+
+    assert len(learn.recorder.lrs) == 9 and rows[0]["train_loss"] == rows[0]["train_loss"]

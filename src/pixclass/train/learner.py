@@ -273,7 +273,7 @@ class Learner:
             for i, lr in enumerate(lrs):
                 for g in opt.param_groups:
                     g["lr"] = lr
-                x, y = next(batches)
+                x, y = next(b for b in batches if len(b[0]) > 1)  # a step needs 2+ items (BatchNorm)
                 ctx = StepContext(forward, self.loss_fn, opt, None, self.device, None if cached else self.amp,
                                   self.channels_last and not cached)
                 loss = train_steps(ctx, [(x, y)], lambda *_: None)

@@ -40,6 +40,8 @@ def train_steps(ctx: StepContext, batches: Iterable, on_batch: Callable[[float, 
     the head group's LR that step used."""
     total, count = 0.0, 0
     for x, y in batches:
+        if len(x) < 2:
+            continue  # BatchNorm cannot train on one item (a batch shrunk by skipped unreadable files)
         x, y = to_device(x, ctx.device, ctx.channels_last), y.to(ctx.device, non_blocking=True)
         with autocast(ctx.device, ctx.amp):
             out = ctx.forward(x)
