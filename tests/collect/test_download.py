@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Reply, blank_image, make_image
+from collect_helpers import Reply, blank_image, make_image
 from PIL import Image
 
 from pixclass.cli import main
@@ -346,7 +346,7 @@ def test_retry_after_may_be_an_http_date(server, tmp_path):
 
 
 def test_a_hosts_connections_close_once_its_urls_are_done(server, tmp_path):
-    from conftest import FakeServer
+    from collect_helpers import FakeServer
 
     other = FakeServer()  # another port: another host to the client
     other._thread.start()

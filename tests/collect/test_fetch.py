@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Reply, make_image
-from test_providers import bing_page
+from collect_helpers import Reply, bing_page, make_image
 
 from pixclass.cli import main
 from pixclass.collect import fetch_images, read_manifest

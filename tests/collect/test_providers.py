@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import html
 import json
 
 import pytest
-from conftest import Reply
+from collect_helpers import Reply, bing_page
 
 from pixclass.collect.providers import ProviderError, get_provider, provider_names
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def bing_page(urls: list[str]) -> str:
-    """The shape of a Bing `images/async` page: one `a.iusc` with escaped `m` JSON per result."""
-    tiles = "".join(
-        f'<div class="imgpt"><a class="iusc" style="height:180px" '
-        f'm="{html.escape(json.dumps({"cid": "x", "purl": f"https://page/{i}", "murl": u, "turl": "https://tse/t", "t": f"Coral {i}"}))}" '
-        f'href="/images/search?view=detailV2"><img class="mimg" src="https://tse/t"></a></div>'
-        for i, u in enumerate(urls)
-    )
-    return f'<!DOCTYPE html><html><body><div class="dgControl"><ul><li>{tiles}</li></ul></div></body></html>'
 
 
 def flickr_photo(i: int, **sizes: str) -> dict:

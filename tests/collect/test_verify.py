@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import blank_image, make_image
+from collect_helpers import blank_image, make_image
 from PIL import Image, ImageFile
 
 from pixclass.cli import main
