@@ -84,7 +84,7 @@ def test_cli_fetch_reports_provider_failures_and_counts(tmp_path, server, bing, 
     captured = capsys.readouterr()
     assert captured.err.strip() == ("pixclass: warning: flickr: no API key: set FLICKR_API_KEY "
                                     "(a free key from Flickr's App Garden) or leave out --provider flickr")
-    assert "coral snake: 3 URLs found" in captured.out and "3 downloaded" in captured.out
+    assert "coral snake: 3 new URLs found" in captured.out and "3 downloaded" in captured.out
 
 
 def test_a_blocked_search_page_does_not_stop_the_other_providers(tmp_path, server):
@@ -98,3 +98,19 @@ def test_a_blocked_search_page_does_not_stop_the_other_providers(tmp_path, serve
                            provider_options={"bing": {"base_url": server.base}}, on_error=lines.append, progress=False)
     assert lines == ["bing: the image search page answered HTTP 403 (blocked or rate-limited; wait, or use another provider)"]
     assert summary.download.ok == 1
+
+
+def test_a_rerun_tops_classes_up_to_max_instead_of_growing_past_it(tmp_path, bing, server):
+    queries = tmp_path / "q.csv"
+    queries.write_text("coral snake,coral snake;micrurus\n")
+    first = fetch_images(queries, tmp_path / "out", providers=["bing"], provider_options=bing,
+                         max_per_class=2, progress=False)
+    searches = server.hits["/images/async"]
+    again = fetch_images(queries, tmp_path / "out", providers=["bing"], provider_options=bing,
+                         max_per_class=2, progress=False)
+    assert (first.download.ok, again.download.ok) == (2, 0)
+    assert server.hits["/images/async"] == searches  # a full class is not searched again
+    more = fetch_images(queries, tmp_path / "out", providers=["bing"], provider_options=bing,
+                        max_per_class=3, progress=False)
+    assert more.found == {"coral snake": 1} and more.download.ok == 1
+    assert len(list((tmp_path / "out/coral snake").iterdir())) == 3

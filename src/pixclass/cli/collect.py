@@ -60,7 +60,8 @@ def fetch(
     summary = fetch_images(queries, out, providers=provider, max_per_class=max_per_class, size=size, pad=pad,
                            timeout=timeout, progress=progress)
     for label, n in summary.found.items():
-        typer.echo(f"{label}: {n} URLs found")
+        before = summary.already[label]
+        typer.echo(f"{label}: {n} new URLs found" + (f" ({before} images from earlier runs)" if before else ""))
     _echo_failures(summary.download)
     typer.echo(str(summary.download))
 

@@ -3,7 +3,8 @@
 Every (query, provider) pair is asked for up to `max_per_class` images; the lists are
 interleaved (so every query and provider is represented), de-duplicated by URL across providers,
 queries and classes (the first class keeps a shared URL), cut to `max_per_class`, and handed to
-`download_images`. A failing provider costs one line and the others carry on; a provider that
+`download_images`. A rerun counts the images each class already has (from the manifest) and only
+tops it up to `max_per_class`; a full class is not searched again. A failing provider costs one line and the others carry on; a provider that
 can never work in this run (no key, missing package) is not asked again.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from pixclass.collect.download import DownloadSummary, download_images
+from pixclass.collect.manifest import read_manifest
 from pixclass.collect.progress import counting_progress
 from pixclass.collect.providers import Provider, ProviderError, SearchResult, get_provider
 from pixclass.collect.queries import ClassQueries, read_queries
@@ -29,7 +32,8 @@ class FetchSummary:
     """URLs found per class, provider failures (one line each), and the download's summary."""
 
     out: Path
-    found: dict[str, int] = field(default_factory=dict)
+    found: dict[str, int] = field(default_factory=dict)  # new URLs per class, handed to download
+    already: Counter[str] = field(default_factory=Counter)  # images per class kept by earlier runs
     errors: list[str] = field(default_factory=list)
     download: DownloadSummary | None = None
 
@@ -71,27 +75,42 @@ def fetch_images(
     if not active:
         raise PixclassError("no provider given: use --provider ddg (or bing, flickr, urls)")
     summary = FetchSummary(out=Path(out))
+    summary.already, settled = _already_kept(Path(out))
     report = on_error or (lambda line: print(f"pixclass: warning: {line}", file=sys.stderr))
-    items = _search_all(classes, active, max_per_class, summary, report, progress)
-    if not items:
+    items = _search_all(classes, active, max_per_class, summary, report, progress, settled)
+    wanted = any(summary.already[c.label] < max_per_class for c in classes)
+    if not items and wanted:
         raise PixclassError("no image URLs found for any class; see the provider messages above")
     summary.download = download_images(items, out, progress=progress, **download_options)
     return summary
 
 
+def _already_kept(out: Path) -> tuple[Counter[str], set[str]]:
+    """Images per class kept by earlier runs, and the URLs those runs settled (ok or duplicate)."""
+    latest = {r.url: r for r in read_manifest(out / "manifest.csv")}
+    kept = Counter(r.label for r in latest.values() if r.status == "ok" and (out / r.file).is_file())
+    return kept, {url for url, r in latest.items() if r.status in ("ok", "duplicate")}
+
+
 def _search_all(classes: list[ClassQueries], active: list[Provider], max_per_class: int,
-                summary: FetchSummary, report: Callable[[str], None], progress: bool) -> list[UrlItem]:
-    seen: set[str] = set()
+                summary: FetchSummary, report: Callable[[str], None], progress: bool,
+                settled: set[str]) -> list[UrlItem]:
+    seen = set(settled)  # a rerun tops classes up with new URLs instead of growing past the max
     items: list[UrlItem] = []
     steps = sum(len(c.queries) for c in classes) * len(active)
     with counting_progress("search", steps, ["found"], progress) as update:
         for cls in classes:
+            missing = max_per_class - summary.already[cls.label]
+            if missing <= 0:  # full from an earlier run: no need to ask anyone
+                update(advance=len(cls.queries) * len(active))
+                summary.found[cls.label] = 0
+                continue
             lists = []
             for query in cls.queries:
                 for provider in list(active):
                     lists.append(_ask(provider, query, max_per_class, active, summary, report))
                     update()
-            chosen = _interleave(lists, seen, max_per_class)
+            chosen = _interleave(lists, seen, missing)
             items += [UrlItem(r.url, label=cls.label, provider=r.provider, query=r.query, license=r.license)
                       for r in chosen]
             summary.found[cls.label] = len(chosen)
