@@ -32,10 +32,12 @@ def train(
     fn_col: Optional[str] = typer.Option(None, help="CSV column of file names (default: the first)."),
     label_col: Optional[str] = typer.Option(None, help="CSV column of labels (default: the second)."),
     label_delim: Optional[str] = typer.Option(None, help="Split labels on this for multi-label, e.g. ' '."),
+    suffix: str = typer.Option("", help="CSV only: appended to file names, e.g. '.jpg' (found automatically when unique)."),
     valid_col: Optional[str] = typer.Option(None, help="CSV boolean column marking validation rows."),
     valid_pct: Optional[float] = typer.Option(None, help="Random validation share when the data has no split (default 0.2)."),
     arch: str = typer.Option("efficientnet_lite0", help="Any timm architecture name."),
     weights: Optional[str] = typer.Option(None, help="Pretrained weights file (.safetensors/.pth) to start from."),
+    pretrained: bool = typer.Option(True, help="Start from ImageNet weights (--no-pretrained: random init)."),
     size: int = typer.Option(224, help="Input size in pixels."),
     bs: int = typer.Option(32, help="Batch size."),
     epochs: int = typer.Option(10, help="Epochs with the pretrained body frozen (cheap: cached features)."),
@@ -59,9 +61,9 @@ def train(
         if valid_col and valid_pct is not None:
             raise PixclassError("use either --valid-col or --valid-pct, not both")
         cfg = recipe.TrainConfig(
-            data=data, out=out or f"runs/{_run_name(data)}", folder=folder, fn_col=fn_col, label_col=label_col,
+            data=data, out=out or f"runs/{_run_name(data)}", folder=folder, suffix=suffix, fn_col=fn_col, label_col=label_col,
             label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch, weights=weights,
-            size=size, bs=bs, augment=augment, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
+            pretrained=pretrained, size=size, bs=bs, augment=augment, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
             seed=seed, num_workers=workers, skip_bad=skip_bad)
         summary = recipe.run(cfg)
     _print_summary(summary)

@@ -94,7 +94,10 @@ def from_df(
     base = Path(path) / folder if folder else Path(path)
     fn = _column(df, fn_col, "file-name")
     lab = _column(df, label_col, "label")
-    paths = [base / f"{name}{suffix}" for name in fn.astype(str)]
+    names = fn.astype(str).tolist()
+    if not suffix and names and not (base / names[0]).exists():
+        suffix = _guess_suffix(base, names[0])
+    paths = [base / f"{name}{suffix}" for name in names]
     labels = [None if _missing(v) else v for v in lab.tolist()]
     is_valid = None
     if valid_col is not None:
@@ -106,6 +109,14 @@ def from_df(
             f"first {min(len(paths), 2000)}); check `folder`/--folder and `suffix`"
         )
     return Items(paths, labels, is_valid)
+
+
+def _guess_suffix(base: Path, name: str) -> str:
+    # Planet-style tables list "train_0" for "train_0.jpg": find the one extension that exists.
+    from pixclass.data.images import IMAGE_EXTENSIONS
+
+    found = [ext for ext in sorted(IMAGE_EXTENSIONS) if (base / f"{name}{ext}").exists()]
+    return found[0] if len(found) == 1 else ""
 
 
 def from_csv(csv: str | os.PathLike, path: str | os.PathLike | None = None, **kwargs: Any) -> Items:

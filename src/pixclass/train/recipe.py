@@ -25,6 +25,7 @@ class TrainConfig:
     data: str
     out: str = "runs/latest"
     folder: str | None = None
+    suffix: str = ""
     fn_col: str | None = None
     label_col: str | None = None
     label_delim: str | None = None
@@ -78,7 +79,7 @@ def build_data(cfg: TrainConfig):
     if src.is_file() and src.suffix.lower() in (".csv", ".tsv", ".txt"):
         return ImageData.from_df(
             _read_table(src), path=src.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
-            label_col=cfg.label_col or 1, label_delim=cfg.label_delim, valid_col=cfg.valid_col,
+            label_col=cfg.label_col or 1, suffix=cfg.suffix, label_delim=cfg.label_delim, valid_col=cfg.valid_col,
             valid_pct=cfg.valid_pct, **common)
     raise PixclassError(f"data '{cfg.data}' is neither a folder of images nor a CSV file")
 

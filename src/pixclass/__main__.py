@@ -1,0 +1,5 @@
+"""`python -m pixclass` runs the command line."""
+
+from pixclass.cli import main
+
+main()

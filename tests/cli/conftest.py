@@ -1,0 +1,52 @@
+"""Fixtures for command-line tests: tiny image datasets on disk and a way to run `pixclass`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+COLORS = {"red": (200, 40, 40), "green": (40, 180, 40), "blue": (40, 40, 200)}
+TINY = ["--arch", "test_efficientnet", "--no-pretrained", "--size", "32", "--bs", "8", "--workers", "0"]
+
+
+def make_image(path: Path, color: tuple[int, int, int], rng: np.random.Generator, size=(40, 48)) -> None:
+    arr = (rng.normal(0, 20, (*size, 3)) + color).clip(0, 255).astype("uint8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+@pytest.fixture
+def class_folders(tmp_path: Path) -> Path:
+    """data/<red|green|blue>/*.jpg, 16 images each."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    for name, color in COLORS.items():
+        for i in range(16):
+            make_image(root / name / f"{name}_{i}.jpg", color, rng)
+    return root
+
+
+@pytest.fixture
+def planet_csv(tmp_path: Path) -> Path:
+    """Planet-style: train.csv (image_name, tags space-separated) + train-jpg/<name>.jpg."""
+    rng = np.random.default_rng(1)
+    rows = ["image_name,tags"]
+    for i in range(48):
+        tags = [t for t, on in (("red", i % 2 == 0), ("blue", i % 3 == 0)) if on] or ["clear"]
+        color = tuple(int(np.mean([COLORS.get(t, (128, 128, 128))[c] for t in tags])) for c in range(3))
+        make_image(tmp_path / "planet" / "train-jpg" / f"train_{i}.jpg", color, rng)
+        rows.append(f"train_{i},{' '.join(tags)}")
+    csv = tmp_path / "planet" / "train.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return csv
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m pixclass ARGS` and capture its output."""
+    return subprocess.run([sys.executable, "-m", "pixclass", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
