@@ -55,18 +55,21 @@ def from_folder(
         tr, va = _class_folders(root / train), _class_folders(root / valid)
         test_paths = image_files(root / test) if test and (root / test).is_dir() else []
         return Items(tr[0] + va[0], tr[1] + va[1], [False] * len(tr[0]) + [True] * len(va[0]), test_paths)
-    paths, labels = _class_folders(root)
+    # An unlabelled test/ folder beside the class folders is the test set, not a class.
+    test_dir = root / test if test else None
+    has_test = test_dir is not None and test_dir.is_dir()
+    paths, labels = _class_folders(root, skip=test if has_test else None)
     if not paths:
         raise PixclassError(
             f"no images in class folders under '{root}': expected '{root}/<class>/<image>' "
             f"or '{root}/{train}/<class>/' and '{root}/{valid}/<class>/'"
         )
-    return Items(paths, labels)
+    return Items(paths, labels, test_paths=image_files(test_dir) if has_test else [])
 
 
-def _class_folders(root: Path) -> tuple[list[Path], list[str]]:
+def _class_folders(root: Path, skip: str | None = None) -> tuple[list[Path], list[str]]:
     paths, labels = [], []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != skip):
         for f in image_files(sub):
             paths.append(f)
             labels.append(sub.name)

@@ -266,9 +266,10 @@ class Learner:
         lrs = exp_lrs(start_lr, end_lr, num_it)
         opt = make_optimizer(self.model.param_groups(), [start_lr] * len(self.model.groups), self.wd)
         result, avg, best = LRFind(), 0.0, math.inf
+        was_training = self.model.training
+        batches = self._endless_batches(cached)
         try:
             self.model.train()
-            batches = self._endless_batches(cached)
             forward = self.model.head.mlp if cached else self.model
             for i, lr in enumerate(lrs):
                 for g in opt.param_groups:
@@ -287,7 +288,9 @@ class Learner:
                 if stop_div and i > 5 and smooth > 4 * best:
                     break
         finally:
+            batches.close()  # ends its loader iterator, so loader workers do not linger
             self.model.load_state_dict(saved)
+            self.model.train(was_training)
             if not cached:
                 self.features.clear()
         return result

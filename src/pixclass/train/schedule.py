@@ -87,14 +87,17 @@ class LRFind:
         by_min = self.lrs[i_min] / 10
         lo, w = max(1, n // 10), 3  # skip the first steps: the loss smoothing still warms up
         if i_min - lo <= 2 * w:
-            return by_min
+            return self._clip(by_min)
         logs = [math.log10(lr) for lr in self.lrs]
         slopes = {i: (self.losses[i + w] - self.losses[i - w]) / (logs[i + w] - logs[i - w])
                   for i in range(max(lo, w), i_min - w)}
         if not slopes:
-            return by_min
+            return self._clip(by_min)
         steepest = self.lrs[min(slopes, key=slopes.__getitem__)]
-        return min(math.sqrt(steepest * by_min), self.lrs[i_min] / 3)
+        return self._clip(min(math.sqrt(steepest * by_min), self.lrs[i_min] / 3))
+
+    def _clip(self, lr: float) -> float:
+        return min(max(lr, self.lrs[0]), self.lrs[-1])
 
     def plot(self, path: str | None = None):
         """Loss against LR (log scale) with the suggestion marked; saved when `path` is given."""
