@@ -231,7 +231,7 @@ def _odd_mode(im: Image.Image) -> str:
     if mode == "P":
         return "palette with transparency" if "transparency" in im.info else ""
     if mode in _PLAIN_MODES:
-        return "grayscale with transparency" if "transparency" in im.info else ""
+        return f"{mode} with a transparent colour" if "transparency" in im.info else ""
     if mode.startswith("I;16") or mode in ("I", "F"):
         return f"{mode} (16/32-bit)"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
