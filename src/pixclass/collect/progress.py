@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from typing import Protocol
 
 
-class Counter(Protocol):
+class Update(Protocol):
     def __call__(self, advance: int = 1, **counts: int) -> None: ...
 
 
 @contextmanager
-def counting_progress(description: str, total: int, names: list[str], enabled: bool = True) -> Iterator[Counter]:
+def counting_progress(description: str, total: int, names: list[str], enabled: bool = True) -> Iterator[Update]:
     """Yield `update(advance=1, **counts)`; shows nothing when `enabled` is False.
 
     Args:
