@@ -51,6 +51,7 @@ class FakeServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each body waits ~40 ms for a delayed ACK
 
             def setup(self) -> None:
                 super().setup()

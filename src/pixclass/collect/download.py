@@ -14,7 +14,8 @@ import concurrent.futures
 import hashlib
 import os
 import random
-from collections import Counter, defaultdict
+import ssl
+from collections import Counter
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pixclass.collect.hosts import HostPools
 from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, ImageProblem, describe, human_bytes, prepare, sniff
 from pixclass.collect.manifest import ManifestRecord, ManifestWriter, read_manifest
 from pixclass.collect.naming import safe_label, safe_stem
@@ -166,10 +168,9 @@ class _Downloader:
     async def run(self, items: list[UrlItem]) -> DownloadSummary:
         todo = [item for item in items if item.url not in self.done]
         self.summary.skipped = len(items) - len(todo)
-        self._host_limits: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(self.s.per_host))
+        self._ssl: ssl.SSLContext | None = None
+        self._pools = HostPools(self.s.per_host, self._new_client, Counter(_host(item.url) for item in todo))
         self._global_limit = asyncio.Semaphore(self.s.concurrency)
-        self._clients: dict[str, httpx.AsyncClient] = {}
-        self._pending = Counter(_host(item.url) for item in todo)  # closes a host's pool when done
         names = ["ok", "duplicate", "failed", "skipped"]
         with ManifestWriter(self.summary.manifest) as self.writer, \
                 counting_progress("download", len(todo), names, self.progress) as self.update:
@@ -177,34 +178,28 @@ class _Downloader:
             try:
                 await asyncio.gather(*(self._one(item) for item in todo))
             finally:
-                await asyncio.gather(*(client.aclose() for client in self._clients.values()))
+                await self._pools.aclose()
         return self.summary
 
-    def _client(self, host: str) -> httpx.AsyncClient:
-        """One small connection pool per host: httpcore's pool bookkeeping grows with the square
-        of its connections, so many small pools cost far less CPU than one big one. A pool is
-        closed as soon as its host has nothing left (thousands of hosts must not mean thousands
-        of open sockets)."""
-        if host not in self._clients:
-            if not self._clients:
-                self._ssl = httpx.create_ssl_context()  # shared: building one costs ~80 ms
-            self._clients[host] = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=self.s.per_host, max_keepalive_connections=self.s.per_host),
-                timeout=httpx.Timeout(self.s.timeout), follow_redirects=True, verify=self._ssl,
-                max_redirects=self.s.max_redirects, headers={"User-Agent": USER_AGENT},
-            )
-        return self._clients[host]
+    def _new_client(self, connections: int) -> httpx.AsyncClient:
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()  # shared by all clients: one costs ~80 ms
+        return httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            timeout=httpx.Timeout(self.s.timeout), follow_redirects=True, verify=self._ssl,
+            max_redirects=self.s.max_redirects, headers={"User-Agent": USER_AGENT},
+        )
 
     async def _one(self, item: UrlItem) -> None:
         meta = dict(url=item.url, provider=item.provider, query=item.query, license=item.license, label=item.label)
         host = _host(item.url)
         try:
             # Host slot first: a task waiting for a busy host must not hold a global slot.
-            async with self._host_limits[host], self._global_limit:
+            async with self._pools.slot(host) as client, self._global_limit:
                 try:
-                    data = await self._get(self._client(host), item.url)
+                    data = await self._get(client, item.url)
                 finally:
-                    await self._release(host)
+                    await self._pools.done(host)
             record = await self._keep(data, meta)
         except _Failure as err:
             record = ManifestRecord(**meta, status="failed", error=str(err))
@@ -215,11 +210,6 @@ class _Downloader:
         n = getattr(self.summary, record.status) + 1
         setattr(self.summary, record.status, n)
         self.update(**{record.status: n})
-
-    async def _release(self, host: str) -> None:
-        self._pending[host] -= 1
-        if self._pending[host] == 0 and host in self._clients:
-            await self._clients.pop(host).aclose()
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> bytes:
         last: _Retryable | None = None
