@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from pixclass.errors import PixclassError
 from pixclass.files import atomic_write
-from pixclass.models.backbones import ImageClassifier, create_body
+from pixclass.models.backbones import ImageClassifier, create_body, state_mismatch
 from pixclass.models.head import HeadConfig
 
 FORMAT = "pixclass-bundle"
@@ -64,14 +64,10 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[I
     body, _ = create_body(meta["arch"], pretrained=False)
     model = ImageClassifier(body, HeadConfig.from_dict(meta["head"]))
     state = load_file(str(path), device=str(device))
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [k for k in state if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or reshaped:
+    mismatch = state_mismatch(model, state)
+    if mismatch:
         raise PixclassError(
-            f"'{path}' does not match its own description ({len(missing)} missing, {len(unexpected)} "
-            f"unexpected, {len(reshaped)} of another shape): the file was edited or damaged; export it again"
+            f"'{path}' does not match its own description ({mismatch}): the file was edited or damaged; export it again"
         )
     model.load_state_dict(state)
     model.to(device).eval()

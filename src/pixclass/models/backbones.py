@@ -81,6 +81,20 @@ def _load_state(model: nn.Module, state: dict, arch: str, source: str) -> None:
         )
 
 
+def state_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """None when `state` fits `model` exactly; else a short account ("2 missing, 1 of another shape").
+
+    Checked before `load_state_dict`, which would raise torch's multi-line RuntimeError.
+    """
+    own = model.state_dict()
+    missing = sum(k not in state for k in own)
+    unexpected = sum(k not in own for k in state)
+    reshaped = sum(k in own and state[k].shape != own[k].shape for k in state)
+    if not (missing or unexpected or reshaped):
+        return None
+    return f"{missing} missing, {unexpected} unexpected, {reshaped} of another shape"
+
+
 def _is_classifier_key(model: nn.Module, key: str) -> bool:
     head = model.default_cfg.get("classifier", "classifier")
     heads = head if isinstance(head, (list, tuple)) else [head]

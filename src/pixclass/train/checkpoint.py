@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pixclass.errors import PixclassError
+from pixclass.models.backbones import state_mismatch
 from pixclass.files import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 
 
@@ -36,17 +37,11 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, device: str | 
         state = load_file(str(path), device=str(device))
     except Exception as err:
         raise PixclassError(f"cannot read weights '{path}': {err}") from None
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    # A tensor of another shape (e.g. a head for another number of classes) would make torch
-    # raise a multi-line RuntimeError: check shapes first.
-    reshaped = [k for k in state if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or reshaped:
+    mismatch = state_mismatch(model, state)
+    if mismatch:
         raise PixclassError(
-            f"weights '{path}' do not fit this model ({len(missing)} missing, {len(unexpected)} "
-            f"unexpected, {len(reshaped)} of another shape): was it saved from another architecture "
-            "or number of classes?"
+            f"weights '{path}' do not fit this model ({mismatch}): was it saved from another "
+            "architecture or number of classes?"
         )
     model.load_state_dict(state)
 
