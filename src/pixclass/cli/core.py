@@ -40,7 +40,7 @@ def train(
     pretrained: bool = typer.Option(True, help="Start from ImageNet weights (--no-pretrained: random init)."),
     size: int = typer.Option(224, help="Input size in pixels."),
     bs: int = typer.Option(32, help="Batch size."),
-    epochs: int = typer.Option(10, help="Epochs with the pretrained body frozen (cheap: cached features)."),
+    epochs: int = typer.Option(20, help="Epochs with the pretrained body frozen (cheap: cached features)."),
     unfreeze_epochs: int = typer.Option(2, help="Then epochs with everything trainable (0: stop after the frozen stage)."),
     lr: str = typer.Option("auto", help="Peak learning rate, or 'auto' for lr_find's suggestion."),
     augment: str = typer.Option("default", help="Augmentation preset: default, light, none, satellite, top_down."),
@@ -133,7 +133,7 @@ def export(
 def demo(
     task: str = typer.Option("type", help="elpv task: 'type' (mono vs poly) or 'defect' (4 levels)."),
     out: Optional[str] = typer.Option(None, help="Run directory (default runs/demo-<task>)."),
-    epochs: int = typer.Option(10, help="Frozen epochs."),
+    epochs: int = typer.Option(20, help="Frozen epochs (cheap: cached features)."),
     unfreeze_epochs: int = typer.Option(0, help="Unfrozen epochs (each takes minutes on a CPU)."),
 ) -> None:
     """Train efficientnet_lite0 on the embedded solar-cell photos, export it, predict a few."""

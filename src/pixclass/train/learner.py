@@ -43,13 +43,18 @@ class Learner:
         pretrained: load ImageNet weights; `weights` names an explicit weights file.
         path: the run directory (named saves go to `path/checkpoints/`).
         label_smoothing: for single-label cross-entropy.
-        hidden, ps, y_range: the head's hidden width, dropout and regression output range.
+        hidden, ps, y_range: the head's hidden width, dropout (0.8 measured best on cached
+            features, which carry no augmentation; fastai uses 0.5) and regression range.
         thresh: decision threshold of multi-label metrics and predictions.
         device: "cuda", "mps", "cpu" or None for the best available.
         amp: "auto", "bf16", "fp16" or None (fp32).
         channels_last: NHWC memory format (faster convolutions on CPU and GPU).
         cache_features: while frozen, train the head on cached body features.
         train_bn: when the frozen body runs (no cache), its BatchNorm layers still learn.
+        bn_eval: the body's BatchNorm layers normalise with their running statistics while
+            training (their scale and shift still learn), as Keras advises for fine-tuning.
+            None: on when features are cached, since the head then learned on exactly those
+            statistics; switching to batch statistics at unfreeze time shifts every feature.
         checkpoint_every_epoch: write `path/checkpoints/epoch-*.safetensors` for resume.
         progress: show progress bars and the epoch table.
     """
@@ -66,7 +71,7 @@ class Learner:
         path: str | Path = "runs/default",
         label_smoothing: float = 0.0,
         hidden: int = 512,
-        ps: float = 0.5,
+        ps: float = 0.8,
         y_range: tuple[float, float] | None = None,
         thresh: float = 0.5,
         device: str | None = None,
@@ -74,6 +79,7 @@ class Learner:
         channels_last: bool = True,
         cache_features: bool = True,
         train_bn: bool = True,
+        bn_eval: bool | None = None,
         checkpoint_every_epoch: bool = False,
         progress: bool = True,
     ):
@@ -91,6 +97,7 @@ class Learner:
         self.metrics = resolve_metrics(metrics, data.task, thresh)
         self.wd, self.path = wd, Path(path)
         self.cache_features, self.train_bn = cache_features, train_bn
+        self.bn_eval = cache_features if bn_eval is None else bn_eval
         self.checkpoint_every_epoch, self.progress = checkpoint_every_epoch, progress
         self.recorder = Recorder()
         self.table = EpochTable(list(self.metrics), enabled=progress)
@@ -210,6 +217,10 @@ class Learner:
             forward, amp, total = self.model, self.amp, len(loader)
             if self.model.is_frozen and not self.train_bn:
                 self.model.body.eval()  # a frozen body without trainable BatchNorm runs as at inference
+            elif self.bn_eval:
+                for m in self.model.body.modules():
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        m.eval()
         ctx = StepContext(forward, self.loss_fn, opt, sched, self.device, amp, self.channels_last and not cached, scaler)
 
         def on_batch(loss: float, lr: float) -> None:

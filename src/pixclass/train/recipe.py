@@ -37,7 +37,7 @@ class TrainConfig:
     size: int = 224
     bs: int = 32
     augment: str = "default"
-    epochs: int = 10
+    epochs: int = 20
     unfreeze_epochs: int = 2
     lr: float | str = "auto"
     unfreeze_lr: float | None = None
@@ -140,7 +140,8 @@ def run(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict[s
             _say(progress, f"lr_find suggests {cfg.resolved_lr:.2e}")
         cfg.save(run_dir)
     state = resuming.restore(learn, pointer) if pointer else None
-    for stage in _stages(cfg):
+    stages = _stages(cfg)
+    for stage in stages:
         done = pointer is not None and (pointer["stage_start"] > stage["start"] or
                                         (pointer["stage_start"] == stage["start"] and
                                          pointer["epoch"] + 1 >= stage["epochs"]))
@@ -151,7 +152,50 @@ def run(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict[s
             learn.freeze() if stage["frozen"] else learn.unfreeze()
         learn.epoch_offset = stage["start"]
         learn.fit_one_cycle(stage["epochs"], stage["lr"], pct_start=stage["pct_start"], div=stage["div"], resume=here)
-    return _finish(learn, cfg, run_dir, time.perf_counter() - t0)
+        learn.save(f"stage-{stages.index(stage) + 1}")
+        if stage["frozen"] and cfg.cache_features:
+            _record_probe(learn, run_dir, progress)
+    kept = _keep_better_stage(learn, stages, run_dir, progress)
+    return _finish(learn, cfg, run_dir, time.perf_counter() - t0, kept)
+
+
+def _record_probe(learn, run_dir: Path, progress: bool) -> None:
+    # The floor to beat: a linear model on the same frozen features (seconds, features cached).
+    from pixclass.train.probe import probe_from_cache
+
+    acc = probe_from_cache(learn)
+    if acc is not None:
+        atomic_write_text(run_dir / "probe.json", json.dumps({"linear_probe_accuracy": acc}))
+        _say(progress, f"linear probe on the frozen features: accuracy {acc:.4f}")
+
+
+def _keep_better_stage(learn, stages: list[dict], run_dir: Path, progress: bool) -> str | None:
+    """If the unfrozen stage ended worse than the frozen one, go back to the frozen model.
+
+    Both are kept on disk (`checkpoints/stage-1`, `stage-2`); the choice is printed and recorded.
+    """
+    rows = learn.recorder.rows
+    if len(stages) < 2 or not rows or not stages[0]["frozen"]:
+        return None
+    name, higher = _primary_metric(learn)
+    end_frozen = next((r for r in rows if r["epoch"] == stages[1]["start"] - 1), None)
+    if end_frozen is None:
+        return None
+    a, b = end_frozen[name], rows[-1][name]
+    if (b < a) if higher else (b > a):
+        learn.load("stage-1")
+        learn.model.freeze_to(-1, learn.train_bn)
+        _say(progress, f"the unfrozen stage ended with {name} {b:.4f}, worse than the frozen stage's {a:.4f}: "
+                       f"kept the frozen-stage model (the unfrozen one is checkpoints/stage-2.safetensors)")
+        return "stage-1"
+    return "stage-2"
+
+
+def _primary_metric(learn) -> tuple[str, bool]:
+    for name, higher in (("accuracy", True), ("fbeta", True), ("error_rate", False)):
+        if name in learn.metrics:
+            return name, higher
+    return "valid_loss", False
 
 
 def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -159,17 +203,20 @@ def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     return run(TrainConfig.load(run_dir), progress=progress, resume=True)
 
 
-def _finish(learn, cfg: TrainConfig, run_dir: Path, seconds: float) -> dict[str, Any]:
+def _finish(learn, cfg: TrainConfig, run_dir: Path, seconds: float, kept: str | None = None) -> dict[str, Any]:
     learn.save("final")
     plots = run_dir / "plots"
     learn.recorder.plot_losses(plots / "losses.png")
     learn.recorder.plot_lr(plots / "lr.png")
     learn.recorder.to_csv(run_dir / "history.csv")
     model_path = learn.export(run_dir / "model.pixclass")
-    final = learn.recorder.rows[-1] if learn.recorder.rows else learn.validate()
+    final = learn.validate() if kept == "stage-1" or not learn.recorder.rows else learn.recorder.rows[-1]
     summary = {"run": str(run_dir), "model": str(model_path), "seconds": round(seconds, 1),
-               "metrics": {k: v for k, v in final.items() if k not in ("epoch", "time")},
-               "weights_source": learn.body_info.weights_source}
+               "metrics": {k: v for k, v in final.items() if k not in ("epoch", "time", "train_loss")},
+               "kept": kept, "weights_source": learn.body_info.weights_source}
+    probe = run_dir / "probe.json"
+    if probe.is_file():
+        summary.update(json.loads(probe.read_text()))
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
     return summary
 
