@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pixclass.data.sniff import describe
 from pixclass.errors import ImageReadError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -102,26 +103,7 @@ def describe_content(path: str | os.PathLike) -> str:
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
-            head = f.read(512).lstrip().lower()
+            head = f.read(512)
     except OSError:
         return "unreadable"
-    if size == 0:
-        return "empty file"
-    kind = "unknown format"
-    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
-        kind = "HTML page"
-    elif head.startswith(b"<?xml") or head.startswith(b"<svg"):
-        kind = "XML/SVG"
-    elif head.startswith((b"{", b"[")):
-        kind = "JSON"
-    elif all(32 <= c < 127 or c in (9, 10, 13) for c in head):
-        kind = "text"
-    return f"{kind}, {_human_size(size)}"
-
-
-def _human_size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
+    return describe(head, size)
