@@ -51,8 +51,8 @@ class Learner:
         channels_last: NHWC memory format (faster convolutions on CPU and GPU).
         cache_features: while frozen, train the head on cached body features.
         train_bn: when the frozen body runs (no cache), its BatchNorm layers still learn.
-        bn_eval: the body's BatchNorm layers normalise with their running statistics while
-            training (their scale and shift still learn), as Keras advises for fine-tuning.
+        bn_eval: BatchNorm layers normalise with their running statistics while training
+            (their scale and shift still learn), as Keras advises for fine-tuning.
             None: on when features are cached, since the head then learned on exactly those
             statistics; switching to batch statistics at unfreeze time shifts every feature.
         checkpoint_every_epoch: write `path/checkpoints/epoch-*.safetensors` for resume.
@@ -218,7 +218,9 @@ class Learner:
             if self.model.is_frozen and not self.train_bn:
                 self.model.body.eval()  # a frozen body without trainable BatchNorm runs as at inference
             elif self.bn_eval:
-                for m in self.model.body.modules():
+                # Body and head: the head's statistics were calibrated exactly on clean features
+                # (dropout off); batch updates under dropout would skew its variances.
+                for m in self.model.modules():
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                         m.eval()
         ctx = StepContext(forward, self.loss_fn, opt, sched, self.device, amp, self.channels_last and not cached, scaler)
