@@ -139,3 +139,13 @@ def test_an_unreadable_image_stops_training_with_the_file_name_and_verify_hint(c
     line = res.stderr.strip().splitlines()[-1]
     assert "broken.jpg" in line and "HTML page" in line and "pixclass verify" in line
     assert "Traceback" not in res.stderr
+
+
+def test_demo_never_removes_a_run_that_is_not_its_own(class_folders: Path, tmp_path: Path):
+    run = tmp_path / "mine"
+    assert run_cli("train", str(class_folders), *TINY, "--epochs", "1", "--unfreeze-epochs", "0",
+                   "--out", str(run)).returncode == 0
+    before = sorted(p.name for p in run.rglob("*"))
+    res = run_cli("demo", "--out", str(run))
+    assert res.returncode == 1 and "already holds a training run" in res.stderr
+    assert sorted(p.name for p in run.rglob("*")) == before

@@ -144,8 +144,8 @@ def demo(
 
     t0 = time.perf_counter()
     run_dir = Path(out or f"runs/demo-{task}")
-    if (run_dir / "config.json").exists() and (run_dir / "summary.json").exists():
-        shutil.rmtree(run_dir)  # a finished demo run is ours to redo; never a half-done user run
+    if _is_finished_demo_run(run_dir):
+        shutil.rmtree(run_dir)  # a finished demo run is ours to redo; never anything else
     cfg = recipe.TrainConfig(data=f"elpv:{task}", out=str(run_dir), epochs=epochs, unfreeze_epochs=unfreeze_epochs)
     typer.echo(f"pixclass demo: elpv solar cells, task '{task}', efficientnet_lite0, "
                f"{len(elpv_split()['valid_idx'])} validation images")
@@ -154,6 +154,16 @@ def demo(
     _demo_predictions(summary["model"], task)
     acc = summary["metrics"].get("accuracy")
     typer.echo(f"validation accuracy: {acc * 100:.2f} %   wall time: {time.perf_counter() - t0:.0f} s")
+
+
+def _is_finished_demo_run(run_dir: Path) -> bool:
+    import json
+
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return str(config.get("data", "")).startswith("elpv:") and (run_dir / "summary.json").is_file()
 
 
 def _demo_predictions(model_path: str, task: str) -> None:
