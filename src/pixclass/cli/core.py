@@ -44,6 +44,7 @@ def train(
     unfreeze_epochs: int = typer.Option(2, help="Then epochs with everything trainable (0: stop after the frozen stage)."),
     lr: str = typer.Option("auto", help="Peak learning rate, or 'auto' for lr_find's suggestion."),
     augment: str = typer.Option("default", help="Augmentation preset: default, light, none, satellite, top_down."),
+    label_smoothing: float = typer.Option(0.1, help="Label smoothing of single-label cross-entropy."),
     seed: int = typer.Option(42, help="Seed for the split, shuffling and initialisation."),
     workers: Optional[int] = typer.Option(None, help="Loader processes (default: one per core)."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images with a warning instead of stopping."),
@@ -63,7 +64,7 @@ def train(
         cfg = recipe.TrainConfig(
             data=data, out=out or f"runs/{_run_name(data)}", folder=folder, suffix=suffix, fn_col=fn_col, label_col=label_col,
             label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch, weights=weights,
-            pretrained=pretrained, size=size, bs=bs, augment=augment, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
+            pretrained=pretrained, size=size, bs=bs, augment=augment, label_smoothing=label_smoothing, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
             seed=seed, num_workers=workers, skip_bad=skip_bad)
         summary = recipe.run(cfg)
     _print_summary(summary)

@@ -42,6 +42,9 @@ class TrainConfig:
     lr: float | str = "auto"
     unfreeze_lr: float | None = None
     wd: float = 0.01
+    # Measured on elpv defects, 5 seeds, 20 cached frozen epochs: 0.1 lifted the mean from 77.7 %
+    # to 78.1 % and the worst seed from 77.0 % to 77.3 % (the linear probe: 76.6 %).
+    label_smoothing: float = 0.1
     seed: int = 42
     num_workers: int | None = None
     cache_features: bool = True
@@ -98,6 +101,7 @@ def make_learner(cfg: TrainConfig, progress: bool = True, pretrained: bool | Non
 
     data = build_data(cfg)
     return Learner(data, arch=cfg.arch, weights=cfg.weights, wd=cfg.wd, path=cfg.out,
+                   label_smoothing=cfg.label_smoothing,
                    pretrained=cfg.pretrained if pretrained is None else pretrained,
                    cache_features=cfg.cache_features, checkpoint_every_epoch=True, progress=progress)
 

@@ -73,28 +73,16 @@ class LRFind:
 
     @property
     def suggestion(self) -> float:
-        """A learning rate in the stretch where the loss still falls fast, short of the cliff.
+        """The LR an order of magnitude below the one where the smoothed loss is lowest.
 
-        Two classic rules of thumb disagree on noisy curves: "the steepest descent" (too low
-        when the curve is flat for a long time) and "the minimum ÷ 10" (too high when the
-        minimum sits on the cliff edge). Their geometric mean is stable across seeds, and it
-        is capped at the minimum ÷ 3.
+        The classic rule of thumb from fastai's lessons. Measured on the elpv defect task
+        (cached features, 20 epochs, 5 seeds): it gave 5e-3 and a worst seed of 77.9 %, where
+        "the steepest descent" averaged with it gave 2.5e-3 and a worst seed of 77.0 %.
         """
-        n = len(self.losses)
-        if n < 5:
+        if len(self.losses) < 5:
             raise PixclassError("lr_find recorded too few steps to suggest a learning rate")
-        i_min = min(range(n), key=self.losses.__getitem__)
-        by_min = self.lrs[i_min] / 10
-        lo, w = max(1, n // 10), 3  # skip the first steps: the loss smoothing still warms up
-        if i_min - lo <= 2 * w:
-            return self._clip(by_min)
-        logs = [math.log10(lr) for lr in self.lrs]
-        slopes = {i: (self.losses[i + w] - self.losses[i - w]) / (logs[i + w] - logs[i - w])
-                  for i in range(max(lo, w), i_min - w)}
-        if not slopes:
-            return self._clip(by_min)
-        steepest = self.lrs[min(slopes, key=slopes.__getitem__)]
-        return self._clip(min(math.sqrt(steepest * by_min), self.lrs[i_min] / 3))
+        i_min = min(range(len(self.losses)), key=self.losses.__getitem__)
+        return self._clip(self.lrs[i_min] / 10)
 
     def _clip(self, lr: float) -> float:
         return min(max(lr, self.lrs[0]), self.lrs[-1])
