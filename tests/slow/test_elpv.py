@@ -19,7 +19,6 @@ def test_lite0_on_an_elpv_subset_beats_chance_by_a_wide_margin():
     from pixclass import ImageData, Learner
     from pixclass.demo.elpv import elpv_items, elpv_split
     from pixclass.train.checkpoint import seed_everything
-    from pixclass.train.probe import probe_from_cache
 
     seed_everything(0)
     paths, labels = elpv_items("type")
@@ -33,7 +32,6 @@ def test_lite0_on_an_elpv_subset_beats_chance_by_a_wide_margin():
     majority = max(data.valid_labels.count(c) for c in data.classes) / len(valid)
     accuracy = learn.validate()["accuracy"]
     assert accuracy >= 0.95 > majority + 0.25
-    assert accuracy >= probe_from_cache(learn) - 0.01
 
 
 def _run_demo(tmp_path: Path, *args: str) -> dict:
