@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import pytest
 import torch
 
 from imagefiles import SIZE, TINY_ARCH, write_class_folders
-from pixclass import ImageData, Learner
+from pixclass import Learner
 from pixclass.errors import PixclassError
-from pixclass.train.checkpoint import seed_everything
 from pixclass.train.resume import read_last_checkpoint, restore
 
 EPOCHS = 3
