@@ -82,6 +82,6 @@ class FeatureCache:
 def _announce(learn: "Learner", split: str, batches, total: int):
     from pixclass.train.loop import progress_bar, tracked
 
-    with progress_bar(total, f"features ({split})", learn.progress) as bar:
+    with progress_bar(learn.progress) as bar:
         task = bar.add_task(f"body features ({split})", total=total, loss="")
         yield from tracked(batches, bar, task)

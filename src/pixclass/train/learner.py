@@ -161,7 +161,7 @@ class Learner:
         cached = self.uses_cache
         if not cached:
             self.features.clear()  # the body will change
-        steps = self._steps_per_epoch(cached)
+        steps = self._steps_per_epoch()
         lrs = spread_lr(lr, len(self.model.groups))
         opt = make_optimizer(self.model.param_groups(), lrs, self.wd if wd is None else wd)
         sched = (one_cycle(opt, lr_schedule_for(lrs), epochs * steps, **schedule) if schedule else None)
@@ -197,11 +197,9 @@ class Learner:
         lr_text = f"{lrs[-1]:.2e}" if len(set(lrs)) == 1 else f"{lrs[0]:.1e}…{lrs[-1]:.1e}"
         return f"{epochs} epoch(s), {where}, lr {lr_text}"
 
-    def _steps_per_epoch(self, cached: bool) -> int:
-        n, bs = len(self.data.train_paths), self.data.bs
-        if cached:
-            return n_feature_batches(n, bs)
-        return n // bs + (1 if n % bs > 1 else 0)
+    def _steps_per_epoch(self) -> int:
+        # Features and image loaders both drop a lone last item (BatchNorm needs two).
+        return n_feature_batches(len(self.data.train_paths), self.data.bs)
 
     def _train_epoch(self, epoch: int, opt, sched, scaler, cached: bool) -> float:
         self.model.train()
@@ -230,7 +228,7 @@ class Learner:
             self.recorder.lrs.append(lr)
             bar.update(task, loss=f"loss {loss:.4f}")
 
-        with progress_bar(total, f"epoch {self.epoch_offset + epoch}", self.progress) as bar:
+        with progress_bar(self.progress) as bar:
             task = bar.add_task(f"epoch {self.epoch_offset + epoch}", total=total, loss="")
             return train_steps(ctx, tracked(batches, bar, task), on_batch)
 

@@ -97,7 +97,7 @@ def n_feature_batches(n: int, bs: int) -> int:
     return full + (1 if rest >= 2 else 0)
 
 
-def progress_bar(total: int, description: str, enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress:
     """A transient per-epoch bar (shown only on a terminal)."""
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
