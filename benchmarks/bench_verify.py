@@ -6,9 +6,11 @@ scikit-learn's `china.jpg` and `flower.jpg` and the elpv-dataset solar-cell phot
 side is 800-4000 px (camera-like sizes), saved as JPEG at quality 75-95 (20 % progressive),
 seeded so every run builds the same corpus.
 
-Three timings of the verification call itself (imports excluded), each the median of `--repeat`
+Four timings of the verification call itself (imports excluded), each the median of `--repeat`
 runs on a warm page cache, all with 2 worker processes:
-- `pixclass`: `verify_images(DIR, quarantine=False)` - full decode with every extra check;
+- `pixclass`: `verify_images(DIR, quarantine=False)` - the default: every extra check, JPEGs
+  judged by their skeleton (see `pixclass.collect.jpeg_skeleton`), others decoded;
+- `pixclass_full`: the same with `full_decode=True` - every image decoded (JPEGs at 1/8 scale);
 - `fastai`: fastai's own `verify_images(get_image_files(DIR))` in `benchmarks/.venv-fastai`;
 - `fastai-half`: the half-size decode the issue attributes to fastai, run through fastai's
   `parallel` (same process pool), for reference.
@@ -54,7 +56,7 @@ PIXCLASS_SCRIPT = """
 import sys, time
 from pixclass.collect.verify import verify_images
 t = time.perf_counter()
-report = verify_images(sys.argv[1], quarantine=False, progress=False, workers=2)
+report = verify_images(sys.argv[1], quarantine=False, progress=False, workers=2, full_decode=sys.argv[2] == "full")
 print(time.perf_counter() - t, len(report.checks), sum(bool(c.problems) for c in report.checks))
 """
 
@@ -143,7 +145,8 @@ def main() -> None:
     size_mb = sum(f.stat().st_size for f in files) / 1e6
     result: dict = {"photos": len(files), "corpus_mb": round(size_mb, 1), "cpus": os.cpu_count(), "repeat": args.repeat}
 
-    commands = {"pixclass": [sys.executable, "-c", PIXCLASS_SCRIPT, str(args.corpus)]}
+    commands = {"pixclass": [sys.executable, "-c", PIXCLASS_SCRIPT, str(args.corpus), "default"],
+                "pixclass_full": [sys.executable, "-c", PIXCLASS_SCRIPT, str(args.corpus), "full"]}
     why_not = "skipped (--no-fastai)" if args.no_fastai else ensure_fastai()
     if why_not is None:
         fpy = str(FASTAI_VENV / "bin" / "python")
@@ -163,19 +166,23 @@ def main() -> None:
     if why_not is None:
         result["speedup_vs_fastai"] = result["fastai_s"] / result["pixclass_s"]
         result["speedup_vs_fastai_half"] = result["fastai_half_s"] / result["pixclass_s"]
+        result["full_decode_speedup_vs_fastai"] = result["fastai_s"] / result["pixclass_full_s"]
 
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "verify.json").write_text(json.dumps(result, indent=2))
     print(f"{len(files)} photos, {size_mb:.0f} MB, {os.cpu_count()} CPUs, median of {args.repeat}")
     print(f"{'contender':<34}{'seconds':>9}{'photos/s':>10}")
-    rows = [("pixclass verify_images (full checks)", result["pixclass_s"]), ("pixclass verify (whole command)", result["pixclass_cli_s"])]
+    rows = [("pixclass verify_images", result["pixclass_s"]),
+            ("pixclass verify_images, full decode", result["pixclass_full_s"]),
+            ("pixclass verify (whole command)", result["pixclass_cli_s"])]
     if why_not is None:
         rows += [(f"fastai {result['fastai_version']} verify_images", result["fastai_s"]),
                  ("fastai parallel, half-size decode", result["fastai_half_s"])]
     for name, secs in rows:
         print(f"{name:<34}{secs:>9.2f}{len(files) / secs:>10.0f}")
     if why_not is None:
-        print(f"speed-up vs fastai verify_images: {result['speedup_vs_fastai']:.2f}x; "
+        print(f"speed-up vs fastai verify_images: {result['speedup_vs_fastai']:.2f}x "
+              f"(full decode: {result['full_decode_speedup_vs_fastai']:.2f}x); "
               f"vs half-size decode: {result['speedup_vs_fastai_half']:.2f}x")
     else:
         print(f"fastai not measured: {why_not}")

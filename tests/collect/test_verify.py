@@ -58,6 +58,12 @@ def scrambled(data: bytes) -> bytes:
     return data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 50]) + data[mid + 50:]
 
 
+def bad_huffman_table(data: bytes) -> bytes:
+    """Pillow opens it (it skips DHT); libjpeg refuses the table when it decodes."""
+    at = data.find(b"\xff\xc4")
+    return data[: at + 5] + b"\xff" * 16 + data[at + 21 :]
+
+
 # file -> (bytes, expected problem)
 CORPUS = {
     "cats/good.jpg": (make_image(1, size=(80, 60)), "ok"),
@@ -67,6 +73,10 @@ CORPUS = {
     "cats/empty.jpg": (b"", "zero_bytes"),
     "cats/page.jpg": (b"<!doctype html><html><body>Not found</body></html>", "not_image"),
     "cats/cut.jpg": (cut(make_image(6, size=(128, 128))), "truncated"),
+    "cats/cut_progressive.jpg": (cut(make_image(10, size=(128, 96), fmt="JPEG", progressive=True)), "truncated"),
+    "cats/no_eoi.jpg": (make_image(11, size=(80, 60))[:-2], "truncated"),
+    "cats/trailing_bytes.jpg": (make_image(12, size=(80, 60)) + b"camera maker's trailer", "ok"),
+    "cats/bad_huffman_table.jpg": (bad_huffman_table(make_image(13, size=(80, 60))), "corrupt"),
     "cats/deep/er/cut.png": (cut(make_image(7, size=(128, 128), fmt="PNG")), "truncated"),
     "cats/scrambled.png": (scrambled(make_image(8, size=(64, 64), fmt="PNG")), "corrupt"),
     "cats/bomb.png": (blank_image((1200, 1000)), "too_large"),
@@ -102,6 +112,12 @@ def verify(root: Path, **kw):
 def test_every_file_is_classified(corpus):
     report = verify(corpus, quarantine=False)
     assert {c.file: c.problem for c in report.checks} == {f: p for f, (_, p) in CORPUS.items()}
+
+
+def test_the_skeleton_check_gives_the_full_decodes_verdicts(corpus):
+    fast = verify(corpus, quarantine=False)
+    full = verify(corpus, quarantine=False, full_decode=True)
+    assert [(c.file, c.problem) for c in fast.checks] == [(c.file, c.problem) for c in full.checks]
 
 
 def test_bad_files_move_to_the_quarantine_keeping_their_relative_paths(corpus):

@@ -74,12 +74,14 @@ def verify(
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only: move and rewrite nothing."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    full_decode: bool = typer.Option(False, "--full-decode",
+                                     help="Decode every image, even JPEGs whose structure already proves them readable."),
 ) -> None:
-    """Check every image (full decode); quarantine bad files, never delete; write verify.csv."""
+    """Find unreadable, truncated and awkward images; quarantine bad files, never delete; write verify.csv."""
     from pixclass.collect.verify import verify_images
 
     report = verify_images(folder, max_size=max_size, fix=fix, quarantine=not dry_run,
-                           workers=workers, progress=progress)
+                           workers=workers, progress=progress, full_decode=full_decode)
     for check in report.checks:
         if check.problems:
             typer.echo(f"{check.file}: {check.problem} ({check.detail}) -> {check.action}")

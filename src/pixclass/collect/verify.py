@@ -1,7 +1,11 @@
 """Verifying an image folder: classify every file, quarantine the bad ones, optionally fix.
 
-Each image is fully decoded in a worker process (JPEGs DCT-scaled to 1/8: the entropy decoder
-still reads every byte, so truncation is caught, at a fraction of the cost). Problems:
+Each file is checked in a worker process. A JPEG whose layout is clean (every segment whole,
+every scan ending at a marker, an EOI before the end) has its skeleton, all of its segments with
+the scans left empty, read by libjpeg: that finds every file a decoder rejects without decoding
+the pixels (the argument and its test are in `jpeg_skeleton`). Any other file, and every file
+with `full_decode`, is decoded (JPEGs DCT-scaled to 1/8: the entropy decoder still reads every
+byte, so truncation is caught). Problems:
 
 | problem     | meaning                                            | action                 |
 |-------------|----------------------------------------------------|------------------------|
@@ -37,6 +41,7 @@ from pathlib import Path
 from PIL import Image, ImageFile, ImageOps
 
 from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, describe, sniff
+from pixclass.collect.jpeg_skeleton import jpeg_skeleton, skeleton_decodes
 from pixclass.collect.progress import counting_progress
 from pixclass.errors import PixclassError
 
@@ -93,6 +98,7 @@ def verify_images(
     quarantine: bool = True,
     workers: int | None = None,
     progress: bool = True,
+    full_decode: bool = False,
 ) -> VerifyReport:
     """Check every image under `folder`, move bad ones to `folder/.quarantine/`, write `verify.csv`.
 
@@ -104,6 +110,7 @@ def verify_images(
         quarantine: False reports only (nothing is moved or rewritten).
         workers: processes to use (default: all cores).
         progress: show a progress bar on stderr.
+        full_decode: decode every image, even JPEGs whose skeleton already proves them readable.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -111,7 +118,8 @@ def verify_images(
     if max_size is not None and max_size <= 0:
         raise PixclassError(f"max_size must be a positive number of pixels, got {max_size}")
     files = find_candidates(root)
-    check = partial(check_file, root=root, max_pixels=max_pixels, max_size=max_size, fix=fix and quarantine)
+    check = partial(check_file, root=root, max_pixels=max_pixels, max_size=max_size, fix=fix and quarantine,
+                    full_decode=full_decode)
     checks: list[FileCheck] = []
     counts = {"ok": 0, "problems": 0}
     with counting_progress("verify", len(files), list(counts), progress) as update:
@@ -160,11 +168,12 @@ def _map(check: partial, files: list[str], workers: int | None):
         yield from pool.map(check, files, chunksize=max(1, min(32, len(files) // (workers * 8))))
 
 
-def check_file(rel: str, *, root: Path, max_pixels: int, max_size: int | None, fix: bool) -> FileCheck:
+def check_file(rel: str, *, root: Path, max_pixels: int, max_size: int | None, fix: bool,
+               full_decode: bool = False) -> FileCheck:
     """Classify one file (and, with `fix`, write its repaired version next to it)."""
     path = root / rel
     try:
-        problems, detail = classify(path, max_pixels=max_pixels, max_size=max_size)
+        problems, detail = classify(path, max_pixels=max_pixels, max_size=max_size, full_decode=full_decode)
     except Exception as err:  # noqa: BLE001 - e.g. no permission: report it, never stop the run
         return FileCheck(rel, ["unreadable"], f"{type(err).__name__}: {err}")
     result = FileCheck(rel, problems, detail)
@@ -173,7 +182,8 @@ def check_file(rel: str, *, root: Path, max_pixels: int, max_size: int | None, f
     return result
 
 
-def classify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_size: int | None = None) -> tuple[list[str], str]:
+def classify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_size: int | None = None,
+             full_decode: bool = False) -> tuple[list[str], str]:
     """The problems of one image file and a human-readable detail ([] and "" when fine)."""
     size = path.stat().st_size
     if size == 0:
@@ -186,7 +196,7 @@ def classify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_size: int 
     saved = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # someone may have switched it on; we want the error
     try:
-        return _decode_checks(path, fmt, max_pixels, max_size)
+        return _decode_checks(path, fmt, max_pixels, max_size, full_decode)
     except Image.DecompressionBombError as err:
         return ["too_large"], str(err)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
@@ -196,7 +206,8 @@ def classify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_size: int 
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
-def _decode_checks(path: Path, fmt: str, max_pixels: int, max_size: int | None) -> tuple[list[str], str]:
+def _decode_checks(path: Path, fmt: str, max_pixels: int, max_size: int | None,
+                   full_decode: bool) -> tuple[list[str], str]:
     problems: list[str] = []
     details: list[str] = []
     with Image.open(path, formats=[fmt.upper()]) as im:
@@ -206,11 +217,13 @@ def _decode_checks(path: Path, fmt: str, max_pixels: int, max_size: int | None) 
         frames = getattr(im, "n_frames", 1)
         odd = _odd_mode(im)
         orientation = im.getexif().get(0x0112, 1)
-        if fmt == "jpeg":
+        if fmt != "jpeg":
+            im.load()
+        elif full_decode or not _skeleton_ok(path):
             # 1/8-scale IDCT, luma only: cheaper, yet every coefficient is still entropy-decoded,
             # so truncated or broken data fails exactly as in a full-size decode.
             im.draft("L" if im.mode == "RGB" else im.mode, (max(1, w // 8), max(1, h // 8)))
-        im.load()
+            im.load()
     if frames > 1:
         problems.append("animated")
         details.append(f"{frames} frames")
@@ -224,6 +237,11 @@ def _decode_checks(path: Path, fmt: str, max_pixels: int, max_size: int | None) 
         problems.append("oversized")
         details.append(f"{w}x{h} > {max_size}")
     return problems, "; ".join(details)
+
+
+def _skeleton_ok(path: Path) -> bool:
+    skeleton = jpeg_skeleton(path.read_bytes())
+    return skeleton is not None and skeleton_decodes(skeleton)
 
 
 def _odd_mode(im: Image.Image) -> str:
