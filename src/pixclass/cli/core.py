@@ -106,7 +106,7 @@ def predict(
     model: str = typer.Argument(..., help="A .pixclass model file."),
     paths: List[str] = typer.Argument(..., help="Image files and folders (searched recursively)."),
     csv: Optional[str] = typer.Option(None, help="Also write path,label,prob to this CSV."),
-    bs: int = typer.Option(32, help="Images per batch."),
+    bs: Optional[int] = typer.Option(None, help="Images per batch (default: 8 on a CPU, 64 on a GPU)."),
 ) -> None:
     """Predict images with an exported model; prints one line per image."""
     from pixclass.export.predict_files import predict_files

@@ -39,7 +39,7 @@ def label_text(pred: Prediction) -> str:
     return f"{pred.label:.6g}" if isinstance(pred.label, float) else str(pred.label)
 
 
-def predict_files(model_path: str, paths: Sequence[str], csv_path: str | None = None, bs: int = 32,
+def predict_files(model_path: str, paths: Sequence[str], csv_path: str | None = None, bs: int | None = None,
                   echo: Callable[[str], None] = print) -> tuple[int, int]:
     """Predict every image under `paths`; returns (predicted, unreadable) counts."""
     model = load_model(model_path)
