@@ -26,6 +26,7 @@ _EXPORTS = {
     "download_images": "pixclass.collect",
     "fetch_images": "pixclass.collect",
     "verify_images": "pixclass.collect",
+    "keep_freed_memory": "pixclass.malloc",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -28,6 +28,9 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: user errors become one line and exit code 1."""
+    from pixclass.malloc import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: reuse freed memory (see pixclass.malloc)
     _register()
     try:
         app(args=argv, standalone_mode=False)
