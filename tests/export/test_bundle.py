@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,25 +147,28 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path):
         read_meta(tmp_path / "nothing.pixclass")
 
 
-def test_a_newer_bundle_format_asks_to_upgrade(exported, tmp_path):
-    learn, path = exported
+def with_edited_meta(path: Path, dest: Path, edit) -> Path:
+    """A copy of bundle `path` at `dest` whose JSON description `edit(meta)` has changed."""
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["pixclass"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    meta["format_version"] = 99
-    save_file(tensors, str(tmp_path / "future.pixclass"), metadata={"pixclass": json.dumps(meta)})
+    edit(meta)
+    save_file(tensors, str(dest), metadata={"pixclass": json.dumps(meta)})
+    return dest
+
+
+def test_a_newer_bundle_format_asks_to_upgrade(exported, tmp_path):
+    _, path = exported
+    with_edited_meta(path, tmp_path / "future.pixclass", lambda meta: meta.update(format_version=99))
 
     with pytest.raises(PixclassError, match="bundle format 99; this pixclass reads up to 1: upgrade pixclass"):
         load_model(tmp_path / "future.pixclass")
 
 
 def test_a_bundle_whose_description_does_not_match_its_tensors_is_a_clear_error(exported, tmp_path):
-    learn, path = exported
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["pixclass"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    meta["head"]["n_out"] = 2  # the tensors are for 3 classes
-    save_file(tensors, str(tmp_path / "edited.pixclass"), metadata={"pixclass": json.dumps(meta)})
+    _, path = exported
+    # the tensors are for 3 classes
+    with_edited_meta(path, tmp_path / "edited.pixclass", lambda meta: meta["head"].update(n_out=2))
 
     with pytest.raises(PixclassError, match="does not match its own description") as err:
         load_model(tmp_path / "edited.pixclass")
