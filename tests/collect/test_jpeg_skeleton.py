@@ -13,8 +13,9 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image
 
+from pixclass.collect.imaging import truncated_images_rejected
 from pixclass.collect.jpeg_skeleton import jpeg_skeleton, skeleton_decodes
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,16 +54,12 @@ def flavours() -> dict[str, bytes]:
 
 
 def full_decode_ok(data: bytes) -> bool:
-    saved = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with truncated_images_rejected(), Image.open(io.BytesIO(data)) as im:
             im.load()
         return True
     except Exception:  # noqa: BLE001 - the oracle's verdict is "rejected", whatever the reason
         return False
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:

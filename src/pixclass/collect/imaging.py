@@ -9,9 +9,11 @@ that longest side (EXIF orientation applied first, since re-encoding drops the t
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from pixclass.data.sniff import describe, human_bytes, sniff  # noqa: F401  (used by download/verify)
 
@@ -23,6 +25,17 @@ EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "bm
 
 class ImageProblem(Exception):
     """Bytes that are not a usable image; the message is the manifest's `error` text."""
+
+
+@contextmanager
+def truncated_images_rejected() -> Iterator[None]:
+    """Make Pillow raise on truncated data inside the block, whatever the caller had set."""
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 

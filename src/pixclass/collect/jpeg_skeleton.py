@@ -27,7 +27,9 @@ from __future__ import annotations
 import io
 import re
 
-from PIL import Image, ImageFile
+from PIL import Image
+
+from pixclass.collect.imaging import truncated_images_rejected
 
 # The first byte pair inside entropy-coded data that ends it: FF followed by anything but a
 # stuffed zero or a restart marker RST0-7. `FF FF` is fill before a marker, so it ends it too.
@@ -77,15 +79,11 @@ def jpeg_skeleton(data: bytes) -> bytes | None:
 
 def skeleton_decodes(skeleton: bytes) -> bool:
     """Whether libjpeg (through Pillow) reads every segment of `skeleton` without an error."""
-    saved = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with Image.open(io.BytesIO(skeleton), formats=["JPEG"]) as im:
+        with truncated_images_rejected(), Image.open(io.BytesIO(skeleton), formats=["JPEG"]) as im:
             w, h = im.size
             im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))  # the empty scans decode at 1/8
             im.load()
         return True
     except Exception:  # noqa: BLE001 - any failure means "decode the real file to know"
         return False
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = saved

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 
-from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, describe, sniff
+from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, describe, sniff, truncated_images_rejected
 from pixclass.collect.jpeg_skeleton import jpeg_skeleton, skeleton_decodes
 from pixclass.collect.progress import counting_progress
 from pixclass.errors import PixclassError
@@ -193,17 +193,14 @@ def classify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_size: int 
     fmt = sniff(head)
     if fmt is None:
         return ["not_image"], describe(head, size)
-    saved = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # someone may have switched it on; we want the error
     try:
-        return _decode_checks(path, fmt, max_pixels, max_size, full_decode)
+        with truncated_images_rejected():  # someone may have switched it on; we want the error
+            return _decode_checks(path, fmt, max_pixels, max_size, full_decode)
     except Image.DecompressionBombError as err:
         return ["too_large"], str(err)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
         kind = "truncated" if "truncat" in str(err).lower() or isinstance(err, EOFError) else "corrupt"
         return [kind], f"{fmt.upper()}: {err}"
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def _decode_checks(path: Path, fmt: str, max_pixels: int, max_size: int | None,
