@@ -11,6 +11,12 @@ class PixclassError(Exception):
     """A user-facing error whose message is one line: what went wrong and what to do."""
 
 
+class Interrupted(PixclassError):
+    """The user pressed Ctrl-C; the message says what was kept and how to go on. Exit code 130."""
+
+    exit_code = 130
+
+
 class ImageReadError(PixclassError):
     """An image file could not be read (corrupt, truncated, not an image, too large)."""
 

@@ -1,7 +1,8 @@
 """Atomic file writes shared by every layer: a kill never leaves a half-written file.
 
 `atomic_write(path, write)` lets `write` fill a temporary file in the same folder, then
-renames it over `path` (a same-filesystem rename is atomic).
+renames it over `path` (a same-filesystem rename is atomic). The result gets the permissions
+any new file of the process gets (0666 less the umask), not `mkstemp`'s private 0600.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ from pathlib import Path
 from typing import Callable
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (threads may be running)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call `write(tmp_path)`, then rename the temporary file over `path`."""
     path = Path(path)
@@ -20,6 +34,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

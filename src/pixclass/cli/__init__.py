@@ -2,15 +2,20 @@
 
 Heavy libraries (torch, timm) are imported inside the commands, never here, so
 `pixclass --help` starts fast. Verbs live in sibling modules, each registering its own.
+
+Exit codes: 0 done, 1 a `PixclassError` (one line on stderr), 2 a usage error (click's usage
+line and hint), 130 interrupted by Ctrl-C (one line saying what was kept and how to go on).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import typer
 
-from pixclass.errors import PixclassError
+from pixclass.errors import Interrupted, PixclassError
 
 app = typer.Typer(
     name="pixclass",
@@ -20,35 +25,46 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# The exception base class of the click that typer uses: typer may vendor its own copy
+# (`typer._click`), so `import click` would name another class. `typer.BadParameter` is a
+# ClickException of that copy.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 
 def _register() -> None:
     # Each module adds its commands to `app`; importing them is cheap (no torch).
     from pixclass.cli import collect, core  # noqa: F401
 
 
+@contextmanager
+def on_interrupt(describe: Callable[[], str]) -> Iterator[None]:
+    """Turn Ctrl-C inside the block into `Interrupted(describe())`: what was kept, how to go on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(describe()) from None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script: user errors become one line and exit code 1."""
+    """Entry point of the console script: exits with the codes in the module docstring."""
     from pixclass.malloc import keep_freed_memory
 
     keep_freed_memory()  # this process is ours: reuse freed memory (see pixclass.malloc)
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # typer turns a KeyboardInterrupt it sees into a *returned* 130 (not standalone mode).
+        code = app(args=argv, standalone_mode=False)
+    except Interrupted as err:
+        typer.echo(f"\npixclass: {err}", err=True)
+        sys.exit(Interrupted.exit_code)
     except PixclassError as err:
         typer.echo(f"pixclass: {err}", err=True)
         sys.exit(1)
-    except typer.Abort:
-        typer.echo("pixclass: aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("pixclass: interrupted", err=True)
-        sys.exit(130)
-    except Exception as err:  # click usage errors and the like
-        import click
-
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+    except (KeyboardInterrupt, typer.Abort):
+        code = Interrupted.exit_code
+    except _ClickException as err:  # usage errors: the usage line, the hint, exit code 2
+        err.show()
+        sys.exit(err.exit_code)
+    if code == Interrupted.exit_code:
+        typer.echo("\npixclass: interrupted", err=True)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,47 @@
+"""Exit codes and messages of the `pixclass` command: usage errors, Ctrl-C, user errors."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from .conftest import TINY, run_cli
+
+
+def test_an_unknown_command_prints_the_usage_line_and_exits_2_without_a_traceback():
+    res = run_cli("nosuch")
+    assert res.returncode == 2
+    assert "Usage: " in res.stderr and "pixclass [OPTIONS]" in res.stderr and "No such command 'nosuch'" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_an_unknown_option_prints_the_commands_usage_and_exits_2_without_a_traceback():
+    res = run_cli("export", "RUN", "--onnx")
+    assert res.returncode == 2
+    assert "pixclass export [OPTIONS]" in res.stderr and "No such option: --onnx" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_a_bad_option_value_exits_2_naming_the_option():
+    res = run_cli("train", "data", "--epochs", "many")
+    assert res.returncode == 2
+    assert "--epochs" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_user_error_is_one_line_on_stderr_and_exits_1(tmp_path: Path):
+    res = run_cli("train", str(tmp_path / "missing"))
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("pixclass: ")
+
+
+def test_ctrl_c_during_training_exits_130_with_one_line_saying_how_to_resume(class_folders: Path, tmp_path: Path):
+    from faults.killer import run_and_signal
+
+    run = tmp_path / "run"
+    # Many epochs: the run is still training when the signal comes.
+    args = ["train", str(class_folders), *TINY, "--epochs", "400", "--unfreeze-epochs", "0", "--out", str(run)]
+    out = run_and_signal(args, delay=8.0, sig=signal.SIGINT, timeout=60)
+    assert out.signalled and out.returncode == 130, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("pixclass: ") and f"pixclass train --resume {run}" in last
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,109 @@
+"""Run `pixclass` in a child process and hit it with a signal at a chosen moment.
+
+Shared by the fault-injection tests. A signal is sent the way it arrives in real life:
+SIGINT to the whole process group, as a terminal's Ctrl-C does; SIGKILL to the main process
+alone, as the OOM killer or `kill -9 PID` does (its workers are left to notice by themselves).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Outcome:
+    """What one signalled run did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    signalled: bool  # False when the run had already finished before the signal was due
+    children: list[int] = field(default_factory=list)  # descendants alive when the signal was sent
+
+
+def kill_points(seed: int, n: int, lo: float, hi: float) -> list[float]:
+    """`n` seeded moments (seconds after start) spread over [lo, hi]: one in each of n equal slices."""
+    rng = random.Random(seed)
+    step = (hi - lo) / n
+    return [lo + step * (i + rng.random()) for i in range(n)]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (Linux: /proc/PID/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids among `pids` that still run (zombies count as gone)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            out.append(pid)
+    return out
+
+
+def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """Wait up to `timeout` s for `pids` to exit; returns the ones still running (orphans)."""
+    deadline = time.monotonic() + timeout
+    left = alive(pids)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = alive(left)
+    return left
+
+
+def run_pixclass(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m pixclass ARGS` to the end."""
+    return subprocess.run([sys.executable, "-m", "pixclass", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def run_and_signal(args: list[str], delay: float, sig: int, *, cwd: Path | None = None,
+                   env: dict[str, str] | None = None, timeout: float = 300) -> Outcome:
+    """Start `python -m pixclass ARGS`, send `sig` after `delay` seconds, wait for it to end."""
+    proc = subprocess.Popen([sys.executable, "-m", "pixclass", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc.wait(timeout=delay)
+        finished = True
+    except subprocess.TimeoutExpired:
+        finished = False
+    children: list[int] = []
+    if not finished:
+        children = descendants(proc.pid)
+        try:
+            if sig == signal.SIGINT:
+                os.killpg(proc.pid, sig)
+            else:
+                os.kill(proc.pid, sig)
+        except ProcessLookupError:  # ended between the wait and the signal
+            finished = True
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"pixclass {' '.join(args)} did not end {timeout} s after signal {sig}: {err[-2000:]}")
+    return Outcome(proc.returncode, out, err, not finished, children)
