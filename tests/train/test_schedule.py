@@ -9,7 +9,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from pixclass.errors import PixclassError
-from pixclass.train.schedule import LRFind, exp_lrs, spread_lr
+from pixclass.train.schedule import LRFind, exp_lrs, one_cycle, spread_lr
 
 
 @pytest.fixture
@@ -146,3 +146,16 @@ def test_suggestion_is_before_the_minimum_where_the_loss_falls_fastest():
 def test_suggestion_needs_a_few_steps():
     with pytest.raises(PixclassError, match="too few steps"):
         LRFind([1e-3, 1e-2], [1.0, 0.9]).suggestion
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 8])
+def test_one_cycle_runs_every_step_of_a_tiny_schedule(total_steps):
+    # 4 steps at pct_start 0.25 is a one-step warm-up, where torch's OneCycleLR divided by zero.
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = one_cycle(opt, [0.1], total_steps, pct_start=0.25)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(total_steps - 1):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert len(lrs) == total_steps and all(0 < lr <= 0.1 + 1e-12 for lr in lrs)

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from pixclass.cli import app
+from pixclass.cli import app, on_interrupt
 from pixclass.errors import PixclassError
 
 
@@ -48,14 +48,19 @@ def train(
     seed: int = typer.Option(42, help="Seed for the split, shuffling and initialisation."),
     workers: Optional[int] = typer.Option(None, help="Loader processes (default: one per core)."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images with a warning instead of stopping."),
+    allow_outside: bool = typer.Option(False, "--allow-outside",
+                                       help="CSV only: allow rows naming files outside the image folder (../, absolute)."),
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/<data name>)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Start afresh in --out even if it holds other files or an earlier run."),
     resume: Optional[str] = typer.Option(None, help="Continue the run in this directory from its last complete epoch."),
 ) -> None:
     """Train a classifier: lr_find, frozen stage, unfrozen stage; writes RUN/model.pixclass."""
     from pixclass.train import recipe
 
     if resume:
-        summary = recipe.resume(resume)
+        with on_interrupt(lambda: _train_interrupted(Path(resume))):
+            summary = recipe.resume(resume)
     else:
         if data is None:
             raise PixclassError("give the training data (a folder or CSV), or --resume RUN")
@@ -65,9 +70,24 @@ def train(
             data=data, out=out or f"runs/{_run_name(data)}", folder=folder, suffix=suffix, fn_col=fn_col, label_col=label_col,
             label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch, weights=weights,
             pretrained=pretrained, size=size, bs=bs, augment=augment, label_smoothing=label_smoothing, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
-            seed=seed, num_workers=workers, skip_bad=skip_bad)
-        summary = recipe.run(cfg)
+            seed=seed, num_workers=workers, skip_bad=skip_bad, allow_outside=allow_outside)
+        with on_interrupt(lambda: _train_interrupted(Path(cfg.out))):
+            summary = recipe.run(cfg, overwrite=overwrite)
     _print_summary(summary)
+
+
+def _train_interrupted(run_dir: Path) -> str:
+    """What a Ctrl-C during training kept, and how to go on."""
+    import json
+
+    try:
+        pointer = json.loads((run_dir / "checkpoints" / "last.json").read_text())
+        done = f"epochs up to {int(pointer['stage_start']) + int(pointer['epoch']) + 1} are saved in {run_dir}"
+    except (OSError, ValueError, KeyError, TypeError):
+        done = "no epoch had finished"
+    if (run_dir / "config.json").is_file():
+        return f"training interrupted: {done}; continue with 'pixclass train --resume {run_dir}'"
+    return f"training interrupted: {done}; run the same command again to start over"
 
 
 def _run_name(data: str) -> str:
@@ -75,8 +95,10 @@ def _run_name(data: str) -> str:
 
 
 def _print_summary(summary: dict) -> None:
-    metrics = "  ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
-    typer.echo(f"valid: {metrics}")
+    if summary["metrics"]:
+        typer.echo("valid: " + "  ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items()))
+    else:
+        typer.echo(f"valid: no validation set (trained on all {summary['n_train']} images)")
     typer.echo(f"model: {summary['model']}  ({summary['seconds']:.0f} s)")
 
 

@@ -93,20 +93,24 @@ class ImageData:
     def from_df(cls, df: Any, path: str | os.PathLike = ".", folder: str | None = None,
                 fn_col: str | int = 0, label_col: str | int = 1, suffix: str = "",
                 label_delim: str | None = None, valid_col: str | None = None,
-                valid_pct: float | None = None, seed: int = 42, **kwargs: Any) -> "ImageData":
-        """A DataFrame of file names and labels (space-delimited tags with `label_delim=" "`)."""
-        items = sources.from_df(df, path, folder, fn_col, label_col, suffix, valid_col)
+                valid_pct: float | None = None, seed: int = 42, allow_outside: bool = False,
+                **kwargs: Any) -> "ImageData":
+        """A DataFrame of file names and labels (space-delimited tags with `label_delim=" "`).
+
+        Names leading outside `path/folder` are refused unless `allow_outside=True`."""
+        items = sources.from_df(df, path, folder, fn_col, label_col, suffix, valid_col, allow_outside)
         return cls.from_items(items, valid_pct, seed, label_delim, **kwargs)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, csv: str | os.PathLike = "labels.csv",
                  folder: str | None = None, fn_col: str | int = 0, label_col: str | int = 1,
                  suffix: str = "", label_delim: str | None = None, valid_col: str | None = None,
-                 valid_pct: float | None = None, seed: int = 42, **kwargs: Any) -> "ImageData":
+                 valid_pct: float | None = None, seed: int = 42, allow_outside: bool = False,
+                 **kwargs: Any) -> "ImageData":
         """`path/csv` with file names relative to `path/folder` (fastai's `from_csv` convention)."""
         csv_path = Path(path) / csv
         items = sources.from_csv(csv_path, path=path, folder=folder, fn_col=fn_col, label_col=label_col,
-                                 suffix=suffix, valid_col=valid_col)
+                                 suffix=suffix, valid_col=valid_col, allow_outside=allow_outside)
         return cls.from_items(items, valid_pct, seed, label_delim, **kwargs)
 
     @classmethod

@@ -84,6 +84,7 @@ def from_df(
     label_col: str | int = 1,
     suffix: str = "",
     valid_col: str | None = None,
+    allow_outside: bool = False,
 ) -> Items:
     """Rows of a DataFrame: a file-name column, a label column and optionally an is-valid column.
 
@@ -93,6 +94,8 @@ def from_df(
         fn_col, label_col: column names or positions.
         suffix: appended to each file name (e.g. ".jpg" for Planet's CSV).
         valid_col: a boolean column marking validation rows.
+        allow_outside: accept names that lead outside `path/folder` (`../x.jpg`, `/abs/x.jpg`);
+            refused by default, since a table from elsewhere could make training read any file.
     """
     base = Path(path) / folder if folder else Path(path)
     fn = _column(df, fn_col, "file-name")
@@ -101,6 +104,8 @@ def from_df(
     if not suffix and names and not (base / names[0]).exists():
         suffix = _guess_suffix(base, names[0])
     paths = [base / f"{name}{suffix}" for name in names]
+    if not allow_outside:
+        _check_inside(base, names, paths)
     labels = [None if _missing(v) else v for v in lab.tolist()]
     is_valid = None
     if valid_col is not None:
@@ -112,6 +117,17 @@ def from_df(
             f"first {min(len(paths), 2000)}); check `folder`/--folder and `suffix`"
         )
     return Items(paths, labels, is_valid)
+
+
+def _check_inside(base: Path, names: list[str], paths: list[Path]) -> None:
+    """Refuse table rows whose file lies outside `base` by its name alone (`..`, an absolute path)."""
+    root = os.path.normpath(os.path.abspath(base))
+    for row, (name, p) in enumerate(zip(names, paths)):
+        full = os.path.normpath(os.path.abspath(p))
+        if os.path.commonpath([root, full]) != root:
+            raise PixclassError(
+                f"row {row + 1} of the table names '{name}', outside the image folder '{base}': "
+                "fix the table, or allow it explicitly (allow_outside=True, --allow-outside)")
 
 
 def _guess_suffix(base: Path, name: str) -> str:

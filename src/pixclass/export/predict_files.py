@@ -33,6 +33,11 @@ def expand_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return out
 
 
+def printable(path: Path) -> str:
+    """`path` for one line of output: control characters (a newline in a name) escaped as `\\n`."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(path))
+
+
 def label_text(pred: Prediction) -> str:
     if isinstance(pred.label, list):
         return " ".join(pred.label)
@@ -53,11 +58,11 @@ def predict_files(model_path: str, paths: Sequence[str], csv_path: str | None = 
     for path, pred, error in model.predict_many(files, bs=bs):
         if pred is None:
             n_bad += 1
-            echo(f"{path}: unreadable ({error})")
+            echo(f"{printable(path)}: unreadable ({error})")
             continue
         n_ok += 1
         prob = "" if pred.prob != pred.prob else f"{pred.prob:.4f}"
-        echo(f"{path}: {label_text(pred)} {prob}".rstrip())
+        echo(f"{printable(path)}: {label_text(pred)} {prob}".rstrip())
         writer.writerow([str(path), label_text(pred), prob])
     if csv_path:
         atomic_write_text(csv_path, buf.getvalue())

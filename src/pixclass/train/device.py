@@ -6,6 +6,7 @@ Owns: picking the device, deciding whether bf16/fp16 autocast pays off, and the 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -26,12 +27,20 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+# Environment override of amp="auto" ("bf16", "fp16", "fp32", "auto"): forces a precision path,
+# e.g. the bf16 one on a CPU without native bf16 (emulated: slow but correct), to test it anywhere.
+AMP_ENV = "PIXCLASS_AMP"
+
+
 def resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32.
+    """The autocast dtype of training steps, or None for fp32.
 
     "auto": fp16 on CUDA (bf16 where supported), bf16 on a CPU with native bf16 instructions
-    (AVX512-BF16/AMX; emulated bf16 is slower than fp32), nothing elsewhere.
+    (AVX512-BF16/AMX; emulated bf16 is slower than fp32), nothing elsewhere; the environment
+    variable PIXCLASS_AMP overrides it.
     """
+    if amp in ("auto", True) and os.environ.get(AMP_ENV, "auto") != "auto":
+        amp = os.environ[AMP_ENV]
     if amp in (None, False, "none", "fp32"):
         return None
     if amp in ("bf16", "bfloat16"):

@@ -1,8 +1,11 @@
 """Cached body features for the frozen stage.
 
 While the body is frozen its output for an un-augmented image never changes, so the pooled
-features of every train and valid image are computed once (eval mode, no grad, autocast where
-native) and the head trains on them: frozen epochs and the LR finder then cost milliseconds.
+features of every train and valid image are computed once (eval mode, no grad) and the head
+trains on them: frozen epochs and the LR finder then cost milliseconds. Training features of a
+classifier use autocast where it is native (bf16 on such CPUs, AMP on CUDA); validation and test
+features are fp32, as the exported model predicts, so the metrics a run reports are the ones its
+model gives.
 """
 
 from __future__ import annotations
@@ -72,8 +75,12 @@ class FeatureCache:
 
         loader = learn.data.loader(split, shuffle=False, augment=False)
         try:
+            # Regression stays fp32 throughout: bf16 keeps ~3 significant digits, and a continuous
+            # target reads them directly (a tiny brightness regressor learned nothing from bf16
+            # features, and fine from fp32); a class's argmax is robust to that rounding.
+            amp = learn.amp if split == "train" and learn.data.task != "regression" else None
             feats, y = gather_outputs(body_features, _announce(learn, split, learn.data.batches(loader), len(loader)),
-                                      learn.device, learn.amp, learn.channels_last)
+                                      learn.device, amp, learn.channels_last)
         finally:
             model.train(was_training)
         return feats.to(learn.device), y.to(learn.device)

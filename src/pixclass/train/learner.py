@@ -83,6 +83,10 @@ class Learner:
         checkpoint_every_epoch: bool = False,
         progress: bool = True,
     ):
+        if data.task == "single" and len(data.classes) < 2:
+            raise PixclassError(
+                f"only one class ({', '.join(map(str, data.classes)) or 'none'}) in the training data: a classifier "
+                "needs at least two, or it learns nothing and reports accuracy 1.0. Add a folder (or label) per class")
         self.data = data
         self.model, self.body_info = build_model(arch, data.c, pretrained, weights, hidden=hidden, ps=ps,
                                                  y_range=y_range)
@@ -247,7 +251,8 @@ class Learner:
                 out = self.model.head.mlp(x.to(self.device)).float().cpu()
         else:
             loader = self.data.loader(split, shuffle=False, augment=False)
-            out, y = gather_outputs(self.model, self.data.batches(loader), self.device, self.amp, self.channels_last)
+            # fp32, as the exported model predicts: reported metrics are what users will get.
+            out, y = gather_outputs(self.model, self.data.batches(loader), self.device, None, self.channels_last)
         return (self.activate(out) if activation else out), y
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:

@@ -3,19 +3,25 @@
 Owns: `TrainConfig` (everything needed to rerun, saved as `RUN/config.json`), building the
 data from a folder / CSV / the embedded elpv demo, and `run()`: lr_find → frozen stage →
 unfrozen stage with discriminative LRs → history, plots, `model.pixclass`. A killed run
-continues with `resume(RUN)` from its last complete epoch with the same schedule.
+continues with `resume(RUN)` from its last complete epoch with the same schedule. A run works
+only inside its own folder (locked while it works, see `runfolder`): `config.json` holds the
+data's absolute path, never the run's own, so a run folder can be moved or copied and resumed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from pixclass.errors import PixclassError
 from pixclass.files import atomic_write_text
+from pixclass.train import runfolder
 
 
 @dataclass
@@ -49,21 +55,73 @@ class TrainConfig:
     num_workers: int | None = None
     cache_features: bool = True
     skip_bad: bool = False
+    # CSV rows naming files outside the image folder (`../x.jpg`, `/etc/x.jpg`) are refused unless True.
+    allow_outside: bool = False
     # Filled in by the run: the LR lr_find chose, so a resumed run uses the same schedule.
     resolved_lr: float | None = None
     classes: list[str] = field(default_factory=list)
 
     def save(self, run: Path) -> None:
-        atomic_write_text(run / "config.json", json.dumps(asdict(self), indent=1))
+        """Write `run/config.json`; `out` is left out: a run folder is wherever it now lies."""
+        doc = {k: v for k, v in asdict(self).items() if k != "out"}
+        atomic_write_text(run / "config.json", json.dumps(doc, indent=1))
 
     @classmethod
     def load(cls, run: str | Path) -> "TrainConfig":
+        """The config of the run folder `run`, with `out` set to that folder."""
         path = Path(run) / "config.json"
         if not path.is_file():
             raise PixclassError(f"'{run}' is not a training run (no config.json): nothing to resume")
-        raw = json.loads(path.read_text())
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise PixclassError(f"'{path}' is damaged ({err}): restore it from a copy or start a new run") from None
+        if not isinstance(raw, dict):
+            raise PixclassError(f"'{path}' is damaged (a JSON {type(raw).__name__}, not an object): "
+                                "restore it from a copy or start a new run")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)} - {"out"}
+        values = {k: v for k, v in raw.items() if k in known}
+        for name, value in values.items():
+            if not _fits(value, hints[name]):
+                raise PixclassError(f"'{path}' is damaged: '{name}' is {value!r}, not a {hints[name]}; "
+                                    "restore it from a copy or start a new run")
+        if "data" not in values:
+            raise PixclassError(f"'{path}' is damaged: it names no 'data'; restore it from a copy or start a new run")
+        return cls(**values, out=str(run))
+
+    def with_absolute_paths(self) -> "TrainConfig":
+        """A copy whose data and weights paths do not depend on the working directory."""
+        def absolute(p: str | None) -> str | None:
+            return p if p is None or p.startswith("elpv:") else str(Path(p).resolve())
+        return replace(self, data=absolute(self.data), weights=absolute(self.weights))
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """True when a JSON value has the type a TrainConfig field's annotation allows."""
+    if hint is Any:
+        return True
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    for option in options:
+        origin = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return True
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if origin in (str, bool) and isinstance(value, origin):
+            return True
+        if origin is list and isinstance(value, list):
+            item = (typing.get_args(option) or (Any,))[0]
+            if all(_fits(v, item) for v in value):
+                return True
+    return False
+
+
+def data_folder(cfg: TrainConfig) -> Path | None:
+    """The folder whose sub-folders are classes, when the data is a folder of images."""
+    return Path(cfg.data) if not cfg.data.startswith("elpv:") and Path(cfg.data).is_dir() else None
 
 
 def build_data(cfg: TrainConfig):
@@ -83,7 +141,7 @@ def build_data(cfg: TrainConfig):
         return ImageData.from_df(
             _read_table(src), path=src.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
             label_col=cfg.label_col or 1, suffix=cfg.suffix, label_delim=cfg.label_delim, valid_col=cfg.valid_col,
-            valid_pct=cfg.valid_pct, **common)
+            valid_pct=cfg.valid_pct, allow_outside=cfg.allow_outside, **common)
     raise PixclassError(f"data '{cfg.data}' is neither a folder of images nor a CSV file")
 
 
@@ -121,19 +179,38 @@ def _stages(cfg: TrainConfig) -> list[dict[str, Any]]:
     return [s for s in plan if s["epochs"] > 0]
 
 
-def run(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict[str, Any]:
-    """Train as `cfg` says (or continue it); returns a summary with the final validation metrics."""
+def run(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Train as `cfg` says (or continue it); returns a summary with the final validation metrics.
+
+    Args:
+        cfg: the run; `cfg.out` is its folder (locked while this runs).
+        resume: continue the run in `cfg.out` from its last complete epoch.
+        overwrite: start afresh in `cfg.out` even if it holds other files or an earlier run
+            (only the files a run writes are replaced).
+    """
+    run_dir = Path(cfg.out)
+    if resume:
+        runfolder.require_run(run_dir, "resume")
+    else:
+        cfg = cfg.with_absolute_paths()
+        folder = data_folder(cfg)
+        if folder is not None:
+            runfolder.check_outside_data(run_dir, folder)
+        runfolder.check_fresh(run_dir, overwrite)  # before the lock: never touch a folder we refuse
+    with runfolder.RunLock(run_dir):
+        if not resume:
+            runfolder.prepare(run_dir, overwrite)
+        return _train(cfg, run_dir, progress, resume)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, progress: bool, resume: bool) -> dict[str, Any]:
     from pixclass.train import resume as resuming
     from pixclass.train.checkpoint import seed_everything
 
     t0 = time.perf_counter()
-    run_dir = Path(cfg.out)
-    if not resume and (run_dir / "checkpoints" / "last.json").exists():
-        raise PixclassError(f"'{run_dir}' already holds a training run: continue it with "
-                            f"'pixclass train --resume {run_dir}' or choose another --out")
     seed_everything(cfg.seed)
     learn = make_learner(cfg, progress)
-    cfg.classes = learn.data.classes
+    cfg = replace(cfg, classes=list(learn.data.classes))
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     learn.on_epoch_end.append(lambda lrn, _row: lrn.recorder.to_csv(run_dir / "history.csv"))
     pointer = resuming.read_last_checkpoint(run_dir) if resume else None
@@ -142,7 +219,7 @@ def run(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict[s
             learn.freeze()
             finder = learn.lr_find()
             finder.plot(run_dir / "plots" / "lr_find.png")
-            cfg.resolved_lr = finder.suggestion
+            cfg = replace(cfg, resolved_lr=finder.suggestion)
             _say(progress, f"lr_find suggests {cfg.resolved_lr:.2e}")
         cfg.save(run_dir)
     state = resuming.restore(learn, pointer) if pointer else None
@@ -181,8 +258,8 @@ def _keep_better_stage(learn, stages: list[dict], run_dir: Path, progress: bool)
     Both are kept on disk (`checkpoints/stage-1`, `stage-2`); the choice is printed and recorded.
     """
     rows = learn.recorder.rows
-    if len(stages) < 2 or not rows or not stages[0]["frozen"]:
-        return None
+    if len(stages) < 2 or not rows or not stages[0]["frozen"] or not learn.data.valid_paths:
+        return None  # nothing to compare on without a validation set: the last stage stands
     name, higher = _primary_metric(learn)
     end_frozen = next((r for r in rows if r["epoch"] == stages[1]["start"] - 1), None)
     if end_frozen is None:
@@ -205,7 +282,8 @@ def _primary_metric(learn) -> tuple[str, bool]:
 
 
 def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Continue the run in `run_dir` from its last complete epoch."""
+    """Continue the run in `run_dir` (wherever it now lies) from its last complete epoch."""
+    runfolder.require_run(Path(run_dir), "resume")
     return run(TrainConfig.load(run_dir), progress=progress, resume=True)
 
 
@@ -217,8 +295,11 @@ def _finish(learn, cfg: TrainConfig, run_dir: Path, seconds: float, kept: str | 
     learn.recorder.to_csv(run_dir / "history.csv")
     model_path = learn.export(run_dir / "model.pixclass")
     final = learn.validate() if kept == "stage-1" or not learn.recorder.rows else learn.recorder.rows[-1]
+    metrics = {k: v for k, v in final.items()
+               if k not in ("epoch", "time", "train_loss") and not (isinstance(v, float) and math.isnan(v))}
     summary = {"run": str(run_dir), "model": str(model_path), "seconds": round(seconds, 1),
-               "metrics": {k: v for k, v in final.items() if k not in ("epoch", "time", "train_loss")},
+               "metrics": metrics if learn.data.valid_paths else {},
+               "n_valid": len(learn.data.valid_paths), "n_train": len(learn.data.train_paths),
                "kept": kept, "weights_source": learn.body_info.weights_source}
     probe = run_dir / "probe.json"
     if probe.is_file():
@@ -229,10 +310,15 @@ def _finish(learn, cfg: TrainConfig, run_dir: Path, seconds: float, kept: str | 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """(Re)write `RUN/model.pixclass` from the run's final (or newest epoch) weights."""
+    run_dir = Path(run_dir)
+    runfolder.require_run(run_dir, "export")
+    with runfolder.RunLock(run_dir):
+        return _export_locked(TrainConfig.load(run_dir), run_dir, out)
+
+
+def _export_locked(cfg: TrainConfig, run_dir: Path, out: str | Path | None) -> Path:
     from pixclass.train import resume as resuming
 
-    run_dir = Path(run_dir)
-    cfg = TrainConfig.load(run_dir)
     learn = make_learner(cfg, progress=False, pretrained=False)
     final = run_dir / "checkpoints" / "final.safetensors"
     pointer = resuming.read_last_checkpoint(run_dir)

@@ -43,15 +43,37 @@ def write_epoch_checkpoint(learn: "Learner", epoch: int, epochs: int, opt, sched
     return folder / "last.json"
 
 
+# The pointer's fields and their JSON types; file names must be plain names inside checkpoints/.
+_POINTER_FIELDS = {"weights": str, "state": str, "stage_start": int, "epoch": int, "epochs": int,
+                   "frozen_groups": int, "rows": list}
+
+
 def read_last_checkpoint(run: str | Path) -> dict[str, Any] | None:
     """The pointer of the newest complete epoch checkpoint, or None when there is none."""
     pointer = Path(run) / "checkpoints" / "last.json"
     if not pointer.is_file():
         return None
     try:
-        return json.loads(pointer.read_text())
-    except json.JSONDecodeError as err:
-        raise PixclassError(f"checkpoint pointer '{pointer}' is damaged: {err}") from None
+        doc = json.loads(pointer.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise _damaged(pointer, str(err)) from None
+    if not isinstance(doc, dict):
+        raise _damaged(pointer, f"a JSON {type(doc).__name__}, not an object")
+    for name, kind in _POINTER_FIELDS.items():
+        value = doc.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise _damaged(pointer, f"'{name}' is {value!r}")
+    for name in ("weights", "state"):
+        if Path(doc[name]).name != doc[name] or doc[name] in ("", ".", ".."):
+            raise _damaged(pointer, f"'{name}' names '{doc[name]}', not a file in checkpoints/")
+    if not all(isinstance(r, dict) for r in doc["rows"]):
+        raise _damaged(pointer, "'rows' is not a list of epoch records")
+    return doc
+
+
+def _damaged(pointer: Path, why: str) -> PixclassError:
+    return PixclassError(f"checkpoint pointer '{pointer}' is damaged ({why}): delete it to restart the run's "
+                         "training, or restore it from a copy")
 
 
 def restore(learn: "Learner", pointer: dict[str, Any]) -> dict[str, Any]:

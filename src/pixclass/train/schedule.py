@@ -40,8 +40,12 @@ def spread_lr(lr: float | slice, n_groups: int) -> list[float]:
 def one_cycle(opt: torch.optim.Optimizer, lrs: Sequence[float], total_steps: int, pct_start: float = 0.25,
               div: float = 25.0, div_final: float = 1e5) -> torch.optim.lr_scheduler.OneCycleLR:
     """Warm up to `lrs` over `pct_start` of the steps, then cosine-anneal; momentum moves inversely."""
+    total_steps = max(1, total_steps)
+    if round(pct_start * total_steps, 9) == 1.0:
+        # torch's OneCycleLR divides by zero when warm-up is exactly one step (e.g. 4 steps at 0.25)
+        pct_start = 1.5 / total_steps
     return torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=list(lrs), total_steps=max(1, total_steps), pct_start=pct_start,
+        opt, max_lr=list(lrs), total_steps=total_steps, pct_start=pct_start,
         anneal_strategy="cos", div_factor=div, final_div_factor=div_final,
         cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
     )
