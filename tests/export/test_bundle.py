@@ -167,8 +167,11 @@ def test_a_newer_bundle_format_asks_to_upgrade(exported, tmp_path):
 
 def test_a_bundle_whose_description_does_not_match_its_tensors_is_a_clear_error(exported, tmp_path):
     _, path = exported
-    # the tensors are for 3 classes
-    with_edited_meta(path, tmp_path / "edited.pixclass", lambda meta: meta["head"].update(n_out=2))
+    def two_classes(meta):  # consistent with itself, but the tensors are for 3 classes
+        meta["classes"] = meta["classes"][:2]
+        meta["head"].update(n_out=2)
+
+    with_edited_meta(path, tmp_path / "edited.pixclass", two_classes)
 
     with pytest.raises(PixclassError, match="does not match its own description") as err:
         load_model(tmp_path / "edited.pixclass")

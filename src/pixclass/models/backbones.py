@@ -8,7 +8,7 @@ a name (arch, head config, normalization, input size) — the bundle relies on i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ def create_body(arch: str, pretrained: bool = True, weights: str | None = None) 
             "resnet34", "convnext_tiny".
         pretrained: load ImageNet weights (see `pixclass.models.weights` for where from).
         weights: an explicit weights file (safetensors or a torch state dict), used first.
+
+    Called inside `with torch.device("meta"):` with pretrained=False it allocates no memory: the
+    parameters and the pooled-output probe's input are meta tensors.
     """
     import timm
 
@@ -81,18 +84,24 @@ def _load_state(model: nn.Module, state: dict, arch: str, source: str) -> None:
         )
 
 
-def state_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+def state_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor | Sequence[int]]) -> str | None:
     """None when `state` fits `model` exactly; else a short account ("2 missing, 1 of another shape").
 
-    Checked before `load_state_dict`, which would raise torch's multi-line RuntimeError.
+    Checked before `load_state_dict`, which would raise torch's multi-line RuntimeError. `state`
+    maps names to tensors, or to bare shapes (as a safetensors header gives them, before any
+    tensor is read); `model` may live on the `meta` device.
     """
     own = model.state_dict()
     missing = sum(k not in state for k in own)
     unexpected = sum(k not in own for k in state)
-    reshaped = sum(k in own and state[k].shape != own[k].shape for k in state)
+    reshaped = sum(k in own and _shape(state[k]) != tuple(own[k].shape) for k in state)
     if not (missing or unexpected or reshaped):
         return None
     return f"{missing} missing, {unexpected} unexpected, {reshaped} of another shape"
+
+
+def _shape(value: torch.Tensor | Sequence[int]) -> tuple[int, ...]:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else tuple(value)
 
 
 def _is_classifier_key(model: nn.Module, key: str) -> bool:
