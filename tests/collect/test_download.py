@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import hashlib
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +17,7 @@ from PIL import Image
 
 from pixclass.cli import main
 from pixclass.collect import download_images, read_manifest
+from pixclass.collect.manifest import ManifestRecord, ManifestWriter, count_kept
 from pixclass.errors import PixclassError
 
 pytestmark = pytest.mark.timeout(60)
@@ -27,6 +33,11 @@ def serve_images(server, n: int, prefix: str = "/img") -> list[str]:
 def rows(out: Path) -> dict[str, dict[str, str]]:
     with (out / "manifest.csv").open(newline="") as fh:
         return {row["url"]: row for row in csv.DictReader(fh)}
+
+
+def latest(out: Path) -> dict[str, tuple[str, str]]:
+    """(status, file) of the latest manifest row of each URL."""
+    return {rec.url: (rec.status, rec.file) for rec in read_manifest(out / "manifest.csv")}
 
 
 def test_downloads_every_url_and_records_it_in_the_manifest(server, tmp_path):
@@ -231,7 +242,7 @@ def test_a_manifest_cut_by_a_kill_is_still_read_and_appended(server, tmp_path):
         fh.write(f"{urls[2]},2.jpg,abc")  # a partial last line, no newline
     again = download_images(urls, tmp_path, **FAST)
     assert (again.ok, again.skipped) == (1, 2)
-    assert [r.status for r in read_manifest(tmp_path / "manifest.csv")] == ["ok", "ok", "ok"]
+    assert latest(tmp_path) == {url: ("ok", f"{i}.jpg") for i, url in enumerate(urls)}
 
 
 def test_size_shrinks_the_longest_side_keeping_the_aspect(server, tmp_path):
@@ -266,10 +277,17 @@ def test_a_line_that_is_not_a_url_is_a_clear_error(tmp_path):
         download_images(listing, tmp_path / "out", progress=False)
 
 
+def run_main(args: list[str]) -> int:
+    """The exit code of the `pixclass` entry point (it always exits)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return exit_info.value.code
+
+
 def test_cli_download_prints_a_summary(server, tmp_path, capsys):
     listing = tmp_path / "urls.txt"
     listing.write_text("\n".join(serve_images(server, 3)))
-    main(["download", str(listing), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert run_main(["download", str(listing), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     assert "3 downloaded, 0 duplicates, 0 failed, 0 already done" in capsys.readouterr().out
 
 
@@ -374,5 +392,215 @@ def test_a_hosts_connections_close_once_its_urls_are_done(server, tmp_path):
 def test_cli_download_says_why_urls_failed(server, tmp_path, capsys):
     listing = tmp_path / "urls.txt"
     listing.write_text(server.url("/gone.jpg") + "\n")
-    main(["download", str(listing), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert run_main(["download", str(listing), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     assert f"failed: {server.url('/gone.jpg')}: HTTP 404 Not Found" in capsys.readouterr().out
+
+
+# Interruptions. A kill can come between any two steps; the rerun must give the folder of an
+# uninterrupted run. The first tests build what a kill leaves on disk; the later ones kill a
+# real `pixclass download` at a chosen moment.
+
+def announce(out: Path, url: str, file: str, data: bytes, **fields) -> ManifestRecord:
+    """Append the `pending` row a run writes before `file` (a kill may come right after it)."""
+    record = ManifestRecord(url, file=file, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
+                            width=64, height=48, status="pending", **fields)
+    with ManifestWriter(out / "manifest.csv") as writer:
+        writer.write(record)
+    return record
+
+
+def hidden(out: Path) -> list[str]:
+    return sorted(p.name for p in out.rglob(".*"))
+
+
+def test_a_file_kept_before_a_kill_cut_off_its_ok_row_is_adopted_without_a_second_copy(server, tmp_path):
+    urls = serve_images(server, 2)
+    announce(tmp_path, urls[0], "0.jpg", make_image(0))
+    (tmp_path / "0.jpg").write_bytes(make_image(0))
+    summary = download_images(urls, tmp_path, **FAST)
+    assert server.hits["/img/0.jpg"] == 0
+    assert sorted(p.name for p in tmp_path.glob("*.jpg")) == ["0.jpg", "1.jpg"]
+    assert latest(tmp_path) == {urls[0]: ("ok", "0.jpg"), urls[1]: ("ok", "1.jpg")}
+    assert (summary.ok, summary.skipped) == (1, 1)
+
+
+def test_a_file_kept_before_a_kill_counts_as_a_duplicates_twin(server, tmp_path):
+    urls = serve_images(server, 1)
+    twin = server.route("/elsewhere/copy.jpg", Reply(200, make_image(0)))
+    announce(tmp_path, urls[0], "0.jpg", make_image(0))
+    (tmp_path / "0.jpg").write_bytes(make_image(0))
+    summary = download_images([twin, *urls], tmp_path, **FAST)
+    assert latest(tmp_path)[twin] == ("duplicate", "0.jpg")
+    assert [p.name for p in tmp_path.glob("*.jpg")] == ["0.jpg"] and summary.duplicate == 1
+
+
+def test_a_pending_url_whose_file_never_came_is_downloaded_again_under_its_reserved_name(server, tmp_path):
+    urls = serve_images(server, 1)
+    rival = server.route("/other/0.jpg", Reply(200, make_image(5)))  # same name, other picture, asked first
+    announce(tmp_path, urls[0], "0.jpg", make_image(0))
+    download_images([rival, *urls], tmp_path, concurrency=1, **FAST)
+    assert latest(tmp_path)[urls[0]] == ("ok", "0.jpg")
+    assert latest(tmp_path)[rival][1].startswith("0-")
+    assert (tmp_path / "0.jpg").read_bytes() == make_image(0)
+
+
+def test_a_pending_name_now_holding_another_file_is_not_adopted_and_the_file_is_kept(server, tmp_path):
+    urls = serve_images(server, 1)
+    announce(tmp_path, urls[0], "0.jpg", make_image(0))
+    (tmp_path / "0.jpg").write_bytes(b"my own picture")
+    download_images(urls, tmp_path, **FAST)
+    status, file = latest(tmp_path)[urls[0]]
+    assert status == "ok" and file.startswith("0-") and (tmp_path / file).read_bytes() == make_image(0)
+    assert (tmp_path / "0.jpg").read_bytes() == b"my own picture"
+
+
+def test_a_temporary_file_a_kill_left_is_removed_by_the_rerun_even_when_the_url_now_fails(server, tmp_path):
+    url = server.url("/img/0.jpg")  # no route any more: 404
+    announce(tmp_path, url, "cats/0.jpg", make_image(0), label="cats")
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats/.0.jpg.part").write_bytes(make_image(0)[:100])
+    summary = download_images([url], tmp_path, **FAST)
+    assert summary.failed == 1 and hidden(tmp_path) == []
+
+
+def test_hidden_files_that_no_pending_row_names_are_left_alone(server, tmp_path):
+    urls = serve_images(server, 1)
+    for name in (".notes.part", ".7.jpg.part", ".0.jpg.tmp"):
+        (tmp_path / name).write_bytes(b"mine")
+    download_images(urls, tmp_path, **FAST)
+    assert hidden(tmp_path) == [".0.jpg.tmp", ".7.jpg.part", ".notes.part"]
+
+
+def test_downloaded_files_get_the_permissions_the_umask_allows(server, tmp_path):
+    urls = serve_images(server, 1)
+    old = os.umask(0o027)
+    try:
+        download_images(urls, tmp_path, **FAST)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "0.jpg").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_second_download_into_a_folder_in_use_is_refused_with_one_line(server, tmp_path):
+    urls = serve_images(server, 1)
+    with ManifestWriter(tmp_path / "manifest.csv"):  # another run holds the folder
+        with pytest.raises(PixclassError, match=r"manifest.csv' is in use by another pixclass run .* another --out"):
+            download_images(urls, tmp_path, **FAST)
+    assert server.hits["/img/0.jpg"] == 0
+
+
+def test_the_file_writer_never_replaces_a_file_that_appeared_under_the_reserved_name(tmp_path):
+    from pixclass.collect.download import _write_new_file
+
+    (tmp_path / "0.jpg").write_bytes(b"my own picture")
+    with pytest.raises(FileExistsError):
+        _write_new_file(tmp_path / "0.jpg", make_image(0))
+    assert (tmp_path / "0.jpg").read_bytes() == b"my own picture" and hidden(tmp_path) == []
+
+
+def url_file(tmp_path: Path, urls: list[str]) -> Path:
+    listing = tmp_path / "urls.txt"
+    listing.write_text("\n".join(urls) + "\n")
+    return listing
+
+
+def assert_interrupted_cleanly(out: Path) -> None:
+    """After Ctrl-C amid good URLs: no temp files, every kept file named by one row, no failure."""
+    assert hidden(out) == []
+    latest_rows = {rec.url: rec for rec in read_manifest(out / "manifest.csv")}
+    named = [rec.file for rec in latest_rows.values() if rec.status in ("ok", "pending") and (out / rec.file).is_file()]
+    assert all((out / rec.file).is_file() for rec in latest_rows.values() if rec.status == "ok")
+    assert sorted(named) == sorted(str(p.relative_to(out)) for p in out.rglob("*.jpg"))
+    assert [rec.error for rec in latest_rows.values() if rec.status == "failed"] == []  # cancelling is no failure
+
+
+@pytest.mark.parametrize("event, linked", [
+    ("os.link", False),  # the temp file is whole, the image not yet linked to its name
+    ("os.remove", True),  # the image is in place, its temp name not yet removed, no ok row
+])
+def test_a_kill_while_an_image_is_being_stored_is_repaired_by_the_rerun_without_a_second_copy(
+        server, tmp_path, event, linked):
+    from faults.killer import run_killed_at
+
+    urls = serve_images(server, 3)
+    out = tmp_path / "out"
+    args = ["download", str(url_file(tmp_path, urls)), "--out", str(out), "--no-progress", "--concurrency", "1"]
+    killed = run_killed_at(args, event, ".0.jpg.part")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (out / "0.jpg").exists() == linked and ".0.jpg.part" in hidden(out)
+    assert latest(out)[urls[0]] == ("pending", "0.jpg")
+    download_images(urls, out, **FAST)
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["0.jpg", "1.jpg", "2.jpg"] and hidden(out) == []
+    assert latest(out) == {url: ("ok", f"{i}.jpg") for i, url in enumerate(urls)}
+    assert server.hits["/img/0.jpg"] == (1 if linked else 2)
+
+
+def slow_images(server, n: int, delay: float) -> list[str]:
+    return [server.route(f"/slow/{i}.jpg", Reply(200, make_image(i), delay=delay)) for i in range(n)]
+
+
+def ok_rows(out: Path) -> int:
+    try:
+        return sum(status == "ok" for status, _ in latest(out).values())
+    except PixclassError:
+        return 0
+
+
+@pytest.mark.parametrize("command, n_urls", [("download", 24), ("fetch", 96)])
+def test_ctrl_c_exits_130_with_one_line_saying_what_was_kept_and_how_to_go_on(server, tmp_path, command, n_urls):
+    from faults.killer import run_and_signal_when, run_pixclass
+
+    urls = slow_images(server, n_urls, delay=0.3)  # 16 at a time to one host (fetch's fixed per_host)
+    out = tmp_path / "out"
+    url_file(tmp_path, urls)
+    if command == "download":
+        args = ["download", str(tmp_path / "urls.txt"), "--out", str(out), "--per-host", "4"]
+    else:  # the `urls` provider reads the list the query CSV names: no search engine involved
+        (tmp_path / "queries.csv").write_text("cats,urls.txt\n")
+        args = ["fetch", str(tmp_path / "queries.csv"), "--out", str(out), "-p", "urls", "--max", "100"]
+    run = run_and_signal_when(args, lambda: ok_rows(out) >= 3, signal.SIGINT)  # the progress bar is on
+    assert run.signalled and run.returncode == 130, run.stderr
+    n = count_kept(out)
+    assert 3 <= n < n_urls
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"pixclass: {command} interrupted: {n} images saved and recorded in {out / 'manifest.csv'}; "
+        "run the same command again to continue")
+    assert "Traceback" not in run.stderr
+    assert_interrupted_cleanly(out)
+    again = run_pixclass(*args)
+    assert again.returncode == 0, again.stderr
+    assert count_kept(out) == n_urls and len(list(out.rglob("*.jpg"))) == n_urls
+
+
+def test_ctrl_c_during_download_images_raises_keyboard_interrupt_and_keeps_the_rows_written(server, tmp_path):
+    urls = slow_images(server, 40, delay=0.2)  # 2 s at 4 at a time
+
+    def interrupt(_req):
+        time.sleep(0.3)  # a few images are kept by now
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, delivered to this (the main) thread
+        time.sleep(1)
+        return Reply(200, make_image(99))
+
+    ctrl_c = server.route("/ctrl-c.jpg", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        download_images([ctrl_c, *urls], tmp_path, per_host=4, **FAST)
+    assert 0 < count_kept(tmp_path) < len(urls) and ctrl_c not in latest(tmp_path)
+    assert_interrupted_cleanly(tmp_path)
+
+
+def test_ctrl_c_while_called_from_a_running_loop_stops_the_download(server, tmp_path):
+    # As in a notebook: the event loop is busy, so the download runs in a thread of its own.
+    urls = slow_images(server, 30, delay=0.2)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    async def notebook_cell():
+        return download_images(urls, tmp_path, per_host=2, **FAST)
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(notebook_cell())
+    finally:
+        loop.close()
+    assert sum(server.hits.values()) < 30
+    assert_interrupted_cleanly(tmp_path)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,3 +108,65 @@ def run_and_signal(args: list[str], delay: float, sig: int, *, cwd: Path | None 
         out, err = proc.communicate()
         raise AssertionError(f"pixclass {' '.join(args)} did not end {timeout} s after signal {sig}: {err[-2000:]}")
     return Outcome(proc.returncode, out, err, not finished, children)
+
+
+def run_and_signal_when(args: list[str], ready: Callable[[], bool], sig: int, *, cwd: Path | None = None,
+                        env: dict[str, str] | None = None, wait_limit: float = 60, poll: float = 0.02,
+                        timeout: float = 300) -> Outcome:
+    """Like `run_and_signal`, but the signal goes as soon as `ready()` is true (polled every `poll` s).
+
+    For a test that needs the run at a known stage (e.g. some rows written) rather than at a time.
+    If the run ends first, or `ready()` stays false for `wait_limit` s, no signal is sent.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "pixclass", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + wait_limit
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(poll)
+    signalled = proc.poll() is None and ready()
+    children = descendants(proc.pid) if signalled else []
+    if signalled:
+        try:
+            if sig == signal.SIGINT:
+                os.killpg(proc.pid, sig)
+            else:
+                os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            signalled = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"pixclass {' '.join(args)} did not end {timeout} s after signal {sig}: {err[-2000:]}")
+    return Outcome(proc.returncode, out, err, signalled, children)
+
+
+# Run in the child by `run_killed_at`: an audit hook that SIGKILLs the process at one event.
+_KILL_AT_EVENT = """
+import fnmatch, os, signal, sys
+event, pattern = sys.argv[1], sys.argv[2]
+
+def hook(name, args):
+    if name == event and args and fnmatch.fnmatch(os.path.basename(os.fsdecode(args[0])), pattern):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.argv = ["pixclass", *sys.argv[3:]]
+sys.addaudithook(hook)
+from pixclass.cli import main
+main()
+"""
+
+
+def run_killed_at(args: list[str], event: str, name: str, *, cwd: Path | None = None,
+                  env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `pixclass ARGS` and SIGKILL it at the first audit `event` whose path matches `name`.
+
+    `event` is a `sys.audit` event whose first argument is a path, e.g. "open", "os.link",
+    "os.rename", "os.remove"; `name` is an fnmatch pattern for that path's last part. The hook
+    runs before the operation, so the process dies just before it. A return code of -9 says it
+    was killed; anything else, that the event never came.
+    """
+    return subprocess.run([sys.executable, "-c", _KILL_AT_EVENT, event, name, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+

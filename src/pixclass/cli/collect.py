@@ -27,12 +27,16 @@ def download(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Download images from a URL list into a folder, with a manifest.csv; reruns resume."""
-    from pixclass.collect.download import download_images
+    from pixclass.cli import on_interrupt
+    from pixclass.collect.manifest import describe_kept
 
-    summary = download_images(urls, out, size=size, pad=pad, max_bytes=max_bytes, timeout=timeout,
-                              retries=retries, concurrency=concurrency, per_host=per_host, progress=progress)
-    _echo_failures(summary)
-    typer.echo(str(summary))
+    with on_interrupt(lambda: f"download interrupted: {describe_kept(out)}; run the same command again to continue"):
+        from pixclass.collect.download import download_images
+
+        summary = download_images(urls, out, size=size, pad=pad, max_bytes=max_bytes, timeout=timeout,
+                                  retries=retries, concurrency=concurrency, per_host=per_host, progress=progress)
+        _echo_failures(summary)
+        typer.echo(str(summary))
 
 
 def _echo_failures(summary, shown: int = 10) -> None:  # noqa: ANN001 - a DownloadSummary
@@ -55,15 +59,19 @@ def fetch(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Search image providers for each class of a query CSV and download the results."""
-    from pixclass.collect.fetch import fetch_images
+    from pixclass.cli import on_interrupt
+    from pixclass.collect.manifest import describe_kept
 
-    summary = fetch_images(queries, out, providers=provider, max_per_class=max_per_class, size=size, pad=pad,
-                           timeout=timeout, progress=progress)
-    for label, n in summary.found.items():
-        before = summary.already[label]
-        typer.echo(f"{label}: {n} new URLs found" + (f" ({before} images from earlier runs)" if before else ""))
-    _echo_failures(summary.download)
-    typer.echo(str(summary.download))
+    with on_interrupt(lambda: f"fetch interrupted: {describe_kept(out)}; run the same command again to continue"):
+        from pixclass.collect.fetch import fetch_images
+
+        summary = fetch_images(queries, out, providers=provider, max_per_class=max_per_class, size=size, pad=pad,
+                               timeout=timeout, progress=progress)
+        for label, n in summary.found.items():
+            before = summary.already[label]
+            typer.echo(f"{label}: {n} new URLs found" + (f" ({before} images from earlier runs)" if before else ""))
+        _echo_failures(summary.download)
+        typer.echo(str(summary.download))
 
 
 @app.command()

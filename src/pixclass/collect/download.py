@@ -3,18 +3,28 @@
 `download_images` fetches many URLs at once (httpx async, a global and a per-host limit),
 retries 429/5xx and network errors with backoff (honouring `Retry-After`), stops reading at
 `max_bytes`, sniffs magic bytes (a page served as `image/jpeg` is rejected), decodes every image
-once, optionally resizes it, names it safely, skips exact duplicates by sha256, and appends one
-manifest row per URL. URLs already `ok` (file present) or `duplicate` in the manifest are skipped.
+once, optionally resizes it, names it safely, skips exact duplicates by sha256, and appends
+manifest rows. URLs already `ok` (file present) or `duplicate` in the manifest are skipped.
+
+Crash consistency (a kill or Ctrl-C at any moment, then a rerun, gives the folder of an
+uninterrupted run): a kept image is announced by a `pending` row naming its file before a byte
+of it is written; the file is written to the hidden `.NAME.part` next to it and linked to `NAME`
+(never replacing an existing file); then an `ok` row follows. On start, a `pending` URL whose
+file exists completely is adopted (an `ok` row, no download), the `.NAME.part` of every pending
+row is removed, and a pending name stays reserved for its URL. Ctrl-C cancels the run: rows
+already written stay, and `KeyboardInterrupt` propagates once every worker thread has finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import os
 import random
 import ssl
+import stat
 from collections import Counter
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -27,7 +37,7 @@ import httpx
 
 from pixclass.collect.hosts import HostPools
 from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, ImageProblem, describe, human_bytes, prepare, sniff
-from pixclass.collect.manifest import ManifestRecord, ManifestWriter, read_manifest
+from pixclass.collect.manifest import MANIFEST, ManifestRecord, ManifestWriter, pending_complete, read_manifest
 from pixclass.collect.naming import safe_label, safe_stem
 from pixclass.collect.progress import counting_progress
 from pixclass.collect.urls import UrlItem, read_url_list
@@ -56,7 +66,11 @@ class DownloadSettings:
 
 @dataclass
 class DownloadSummary:
-    """Counts of one run and the manifest rows it wrote (skipped URLs write none)."""
+    """Counts of one run and the `ok`/`duplicate`/`failed` rows it wrote (skipped URLs write none).
+
+    `skipped` counts URLs already done, including images an interrupted run had saved without
+    its `ok` row: this run adopts them (their `ok` rows are in `records` too).
+    """
 
     out: Path
     manifest: Path
@@ -114,7 +128,9 @@ def download_images(
         safe_label(label)  # a bad class name fails now, before any download
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return run_sync(_Downloader(out, settings, progress).run(items))
+    with ManifestWriter(out / MANIFEST) as writer:  # one run per folder at a time
+        downloader = _Downloader(out, settings, progress, writer)
+        return run_sync(downloader.run(items))
 
 
 def _check_settings(s: DownloadSettings) -> None:
@@ -128,13 +144,30 @@ def _check_settings(s: DownloadSettings) -> None:
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion, also from inside a running loop (e.g. Jupyter)."""
+    """Run a coroutine to completion, also from inside a running loop (e.g. Jupyter).
+
+    Ctrl-C cancels the coroutine and raises `KeyboardInterrupt` once it has unwound (asyncio.run
+    does this on Python 3.11+; from a running loop the coroutine runs in a thread, cancelled here).
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
+    started: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task]] = concurrent.futures.Future()
+
+    async def tracked() -> T:
+        started.set_result((asyncio.get_running_loop(), asyncio.current_task()))
+        return await coro
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        result = pool.submit(asyncio.run, tracked())
+        try:
+            return result.result()
+        except KeyboardInterrupt:
+            loop, task = started.result()
+            loop.call_soon_threadsafe(task.cancel)
+            concurrent.futures.wait([result])
+            raise
 
 
 class _Failure(Exception):
@@ -147,23 +180,43 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-class _Downloader:
-    def __init__(self, out: Path, settings: DownloadSettings, progress: bool):
-        self.out, self.s, self.progress = out, settings, progress
-        self.summary = DownloadSummary(out=out, manifest=out / "manifest.csv")
-        self.done: set[str] = set()
-        self.hashes: dict[str, str] = {}  # sha256 -> kept file ("" while being written)
-        self._load_previous()
-        self.taken: set[str] = set()  # names reserved in this run, lower-cased
+class _Claim:
+    """Content being kept by one URL; other URLs with the same sha256 wait for the outcome."""
 
-    def _load_previous(self) -> None:
-        latest = {rec.url: rec for rec in read_manifest(self.summary.manifest)}
+    def __init__(self) -> None:
+        self.settled = asyncio.Event()
+
+
+class _Downloader:
+    def __init__(self, out: Path, settings: DownloadSettings, progress: bool, writer: ManifestWriter):
+        self.out, self.s, self.progress, self.writer = out, settings, progress, writer
+        self.summary = DownloadSummary(out=out, manifest=writer.path)
+        self.done: set[str] = set()
+        self.hashes: dict[str, str | _Claim] = {}  # sha256 -> kept file, or the claim of the URL keeping it
+        self.taken: set[str] = set()  # names reserved in this run, lower-cased
+        self.reserved: dict[str, str] = {}  # lower-cased name of a pending row -> its URL
+        self._recover(read_manifest(writer.path))
+
+    def _recover(self, records: list[ManifestRecord]) -> None:
+        """Learn what earlier runs kept; finish what an interrupted run left half done."""
+        latest = {rec.url: rec for rec in records}
+        kept = {rec.file.lower() for rec in latest.values() if rec.status == "ok" and (self.out / rec.file).is_file()}
         for rec in latest.values():
-            kept = rec.status == "ok" and rec.file and (self.out / rec.file).is_file()
-            if kept:
+            if rec.status == "pending" and rec.file.lower() not in kept:
+                if pending_complete(self.out, rec):  # the file is in place, its ok row was never written
+                    rec = dataclasses.replace(rec, status="ok", error="")
+                    self.writer.write(rec)
+                    self.summary.records.append(rec)
+                    kept.add(rec.file.lower())
+                else:  # the file was never finished: download again, under the same name
+                    self.reserved[rec.file.lower()] = rec.url
+            if rec.status == "ok" and rec.file.lower() in kept:
                 self.hashes[rec.sha256] = rec.file
-            if kept or rec.status == "duplicate":
                 self.done.add(rec.url)
+            elif rec.status == "duplicate":
+                self.done.add(rec.url)
+        for rel in {rec.file for rec in records if rec.status == "pending"}:
+            _remove_temp(self.out / rel)
 
     async def run(self, items: list[UrlItem]) -> DownloadSummary:
         todo = [item for item in items if item.url not in self.done]
@@ -172,12 +225,18 @@ class _Downloader:
         self._pools = HostPools(self.s.per_host, self._new_client, Counter(_host(item.url) for item in todo))
         self._global_limit = asyncio.Semaphore(self.s.concurrency)
         names = ["ok", "duplicate", "failed", "skipped"]
-        with ManifestWriter(self.summary.manifest) as self.writer, \
-                counting_progress("download", len(todo), names, self.progress) as self.update:
+        with counting_progress("download", len(todo), names, self.progress) as self.update:
             self.update(advance=0, skipped=self.summary.skipped)
+            workers = [asyncio.ensure_future(self._one(item)) for item in todo]
             try:
-                await asyncio.gather(*(self._one(item) for item in todo))
+                await asyncio.gather(*workers)
             finally:
+                # Cancelled (Ctrl-C): gather returns at the first cancelled worker. Let every worker
+                # unwind before the pools close, so none writes a row after this point.
+                for worker in workers:
+                    worker.cancel()
+                if workers:
+                    await asyncio.wait(workers)
                 await self._pools.aclose()
         return self.summary
 
@@ -257,21 +316,39 @@ class _Downloader:
 
     async def _keep(self, data: bytes, meta: dict[str, str]) -> ManifestRecord:
         sha = hashlib.sha256(data).hexdigest()
-        if sha in self.hashes:
-            twin = self.hashes[sha] or "another URL of this run"
-            return ManifestRecord(**meta, file=self.hashes[sha], sha256=sha, bytes=len(data),
+        while isinstance(twin := self.hashes.get(sha), _Claim):
+            await twin.settled.wait()  # the same bytes from another URL: is it kept, or did it fail?
+        if twin is not None:
+            return ManifestRecord(**meta, file=twin, sha256=sha, bytes=len(data),
                                   status="duplicate", error=f"same content as {twin}")
-        self.hashes[sha] = ""  # claim it now: the same bytes may arrive from another URL meanwhile
+        claim = self.hashes[sha] = _Claim()
+        try:
+            record = await self._store(data, sha, meta)
+            self.hashes[sha] = record.file
+            return record
+        except BaseException:
+            del self.hashes[sha]  # a waiting twin tries for itself
+            raise
+        finally:
+            claim.settled.set()
+
+    async def _store(self, data: bytes, sha: str, meta: dict[str, str]) -> ManifestRecord:
+        """Decode (and resize), announce with a pending row, write the file; the ok row to write."""
         try:
             img = await asyncio.to_thread(prepare, data, size=self.s.size, pad=self.s.pad, max_pixels=self.s.max_pixels)
         except ImageProblem as err:
-            del self.hashes[sha]
             raise _Failure(str(err)) from None
         rel = self._reserve_name(meta["url"], meta["label"], sha, img.ext)
-        await asyncio.to_thread(_write_atomic, self.out / rel, img.data)
-        self.hashes[sha] = rel
-        return ManifestRecord(**meta, file=rel, sha256=sha, bytes=len(img.data),
-                              width=img.width, height=img.height, status="ok")
+        pending = ManifestRecord(**meta, file=rel, sha256=sha, bytes=len(img.data),
+                                 width=img.width, height=img.height, status="pending")
+        self.writer.write(pending)  # before the file: a kill from here on leaves a known name
+        try:
+            await asyncio.to_thread(_write_new_file, self.out / rel, img.data)
+        except FileExistsError:
+            raise _Failure(f"'{rel}' appeared while it was being written; run again to pick another name") from None
+        except OSError as err:
+            raise _Failure(f"cannot write '{rel}': {err.strerror or err}") from None
+        return dataclasses.replace(pending, status="ok")
 
     def _reserve_name(self, url: str, label: str, sha: str, ext: str) -> str:
         folder = safe_label(label) + "/" if label else ""
@@ -279,8 +356,9 @@ class _Downloader:
         for n in range(100_000):
             suffix = "" if n == 0 else f"-{sha[:8]}" if n == 1 else f"-{sha[:8]}-{n}"
             rel = f"{folder}{stem}{suffix}{ext}"
-            if rel.lower() not in self.taken and not (self.out / rel).exists():
-                self.taken.add(rel.lower())  # lower-case: some file systems ignore case
+            key = rel.lower()  # lower-case: some file systems ignore case
+            if key not in self.taken and self.reserved.get(key, url) == url and not (self.out / rel).exists():
+                self.taken.add(key)
                 return rel
         raise _Failure(f"no free file name for '{stem}{ext}' in '{self.out / folder}'")
 
@@ -289,11 +367,44 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.part")
+
+
+def _remove_temp(path: Path) -> None:
+    """Remove the `.NAME.part` of `path` left by a kill (a regular file or a link, nothing else)."""
+    tmp = _temp_path(path)
+    try:
+        if not stat.S_ISDIR(tmp.lstat().st_mode):
+            tmp.unlink()
+    except OSError:  # not there (the usual case), or not ours to remove
+        pass
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path`, which must not exist; `path` never holds a partial file.
+
+    The bytes go to `.NAME.part` first (created afresh, so with the umask's permissions), which
+    is then hard-linked to `NAME`: unlike a rename, a link never replaces a file that appeared
+    meanwhile. Where hard links are not supported, it is renamed once `NAME` is seen to be free.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = _temp_path(path)
+    if os.path.lexists(tmp):  # a leftover of ours: the name is reserved to this URL
+        tmp.unlink()
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system (FAT, some network mounts)
+            if path.exists():
+                raise FileExistsError(path) from None
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _retry_after(value: str | None) -> float | None:
