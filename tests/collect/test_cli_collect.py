@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from collect_helpers import make_image
 from PIL import Image
 
@@ -24,10 +26,14 @@ def test_cli_verify_fix_rewrites_and_dry_run_touches_nothing(tmp_path, capsys):
     cmyk.save(tmp_path / "cmyk.jpg")
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "good.jpg").write_bytes(make_image(1))
-    main(["verify", str(tmp_path), "--dry-run", "--no-progress"])
+    with pytest.raises(SystemExit) as exit_info:  # the entry point always exits
+        main(["verify", str(tmp_path), "--dry-run", "--no-progress"])
+    assert exit_info.value.code == 0
     assert "empty.jpg: zero_bytes (empty file) -> would quarantine" in capsys.readouterr().out
     assert (tmp_path / "empty.jpg").exists()
-    main(["verify", str(tmp_path), "--fix", "--no-progress"])
+    with pytest.raises(SystemExit) as exit_info:  # the entry point always exits
+        main(["verify", str(tmp_path), "--fix", "--no-progress"])
+    assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "cmyk.jpg: odd_mode (CMYK) -> fixed (original: .quarantine/cmyk.jpg)" in out
     with Image.open(tmp_path / "cmyk.jpg") as im:

@@ -9,12 +9,14 @@ line and hint), 130 interrupted by Ctrl-C (one line saying what was kept and how
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
 
+from pixclass import interrupt
 from pixclass.errors import Interrupted, PixclassError
 
 app = typer.Typer(
@@ -50,13 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     from pixclass.malloc import keep_freed_memory
 
     keep_freed_memory()  # this process is ours: reuse freed memory (see pixclass.malloc)
+    interrupt.install()  # a Ctrl-C is never lost (see pixclass.interrupt)
     _register()
     try:
         # typer turns a KeyboardInterrupt it sees into a *returned* 130 (not standalone mode).
         code = app(args=argv, standalone_mode=False)
     except Interrupted as err:
-        typer.echo(f"\npixclass: {err}", err=True)
-        sys.exit(Interrupted.exit_code)
+        _exit_interrupted(str(err))
     except PixclassError as err:
         typer.echo(f"pixclass: {err}", err=True)
         sys.exit(1)
@@ -66,5 +68,14 @@ def main(argv: list[str] | None = None) -> None:
         err.show()
         sys.exit(err.exit_code)
     if code == Interrupted.exit_code:
-        typer.echo("\npixclass: interrupted", err=True)
+        _exit_interrupted("interrupted")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a late Ctrl-C must not turn 0 into -2
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_interrupted(message: str) -> None:
+    # Another Ctrl-C while Python shuts down would kill the process by SIGINT (exit code -2,
+    # not 130): the user already stopped us, and we are leaving.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    typer.echo(f"\npixclass: {message}", err=True)
+    sys.exit(Interrupted.exit_code)

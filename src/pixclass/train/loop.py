@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from pixclass import interrupt
 from pixclass.train.device import autocast
 
 
@@ -113,5 +114,6 @@ def _console():
 
 def tracked(batches: Iterable, progress: Progress, task_id) -> Iterator:
     for b in batches:
+        interrupt.check()  # a Ctrl-C that library code swallowed stops here
         yield b
         progress.advance(task_id)
