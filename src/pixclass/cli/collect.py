@@ -74,6 +74,9 @@ def fetch(
         typer.echo(str(summary.download))
 
 
+VERIFY_SHOWN = 20  # problem files listed on the terminal; verify.csv has them all
+
+
 @app.command()
 def verify(
     folder: Path = typer.Argument(..., help="Dataset folder, checked recursively."),
@@ -86,11 +89,26 @@ def verify(
                                      help="Decode every image, even JPEGs whose structure already proves them readable."),
 ) -> None:
     """Find unreadable, truncated and awkward images; quarantine bad files, never delete; write verify.csv."""
-    from pixclass.collect.verify import verify_images
+    from pixclass.cli import on_interrupt
+    from pixclass.collect.verify import LOG_NAME, QUARANTINE_DIR, verify_images
 
-    report = verify_images(folder, max_size=max_size, fix=fix, quarantine=not dry_run,
-                           workers=workers, progress=progress, full_decode=full_decode)
-    for check in report.checks:
-        if check.problems:
-            typer.echo(f"{check.file}: {check.problem} ({check.detail}) -> {check.action}")
+    moved: list[str] = []
+
+    def interrupted() -> str:
+        again = "run the same command again to finish"
+        if dry_run or not moved:
+            return f"verify interrupted: no file was moved; {again}"
+        log = folder / QUARANTINE_DIR / LOG_NAME
+        files = f"{len(moved)} file{'s' if len(moved) != 1 else ''}"
+        return f"verify interrupted: {files} moved so far {'are' if len(moved) != 1 else 'is'} logged in {log}; {again}"
+
+    with on_interrupt(interrupted):
+        report = verify_images(folder, max_size=max_size, fix=fix, quarantine=not dry_run, workers=workers,
+                               progress=progress, full_decode=full_decode,
+                               on_check=lambda check: moved.append(check.file) if check.moved_to else None)
+    problems = [check for check in report.checks if check.problems]
+    for check in problems[:VERIFY_SHOWN]:
+        typer.echo(f"{check.file}: {check.problem} ({check.detail}) -> {check.action}")
+    if len(problems) > VERIFY_SHOWN:
+        typer.echo(f"... and {len(problems) - VERIFY_SHOWN} more: see {report.report}")
     typer.echo(str(report))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pixclass.data.images import is_image_file
+from pixclass.data.walk import walk_files
 from pixclass.errors import PixclassError
 
 
@@ -27,17 +28,16 @@ class Items:
 
 
 def image_files(folder: str | os.PathLike, recurse: bool = True) -> list[Path]:
-    """Image files below `folder`, sorted; hidden folders (like `.quarantine`) skipped."""
+    """Image files below `folder`, sorted, as `pixclass verify` sees them (`pixclass.data.walk`).
+
+    Hidden files and folders (like `.quarantine`) are skipped and folder links followed once.
+    Links that lead nowhere are kept, so reading them fails with an error naming the file.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise PixclassError(f"folder '{folder}' does not exist or is not a folder")
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / f for f in files if is_image_file(f))
-        if not recurse:
-            break
-    return sorted(found)
+    found = walk_files(folder, recurse=recurse)
+    return sorted(p for p in found.files + found.broken if is_image_file(p))
 
 
 def from_folder(
@@ -68,11 +68,15 @@ def from_folder(
 
 
 def _class_folders(root: Path, skip: str | None = None) -> tuple[list[Path], list[str]]:
+    # One walk of the whole folder, as verify does it: a class folder linked twice, or a link
+    # looping back into `root`, is read once. The label is the first folder below `root`.
+    found = walk_files(root, skip=[skip] if skip else ())
     paths, labels = [], []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != skip):
-        for f in image_files(sub):
+    for f in sorted(found.files + found.broken):
+        parts = f.relative_to(root).parts
+        if len(parts) > 1 and is_image_file(f):
             paths.append(f)
-            labels.append(sub.name)
+            labels.append(parts[0])
     return paths, labels
 
 
