@@ -1,33 +1,55 @@
-"""Ctrl-C that cannot be lost: the flag behind the `pixclass` command's SIGINT handler.
+"""Ctrl-C during training stops at the next batch boundary, never inside library code.
 
 Python raises KeyboardInterrupt wherever the main thread happens to be, and some places swallow
-it: a fork hook (torch forks a loader worker every epoch), a `__del__`, a weakref callback. There
-Python prints "Exception ignored" and carries on, and a Ctrl-C during a worker's start let a
-training run to its end and exit 0. The command's handler therefore also records the request,
-and loops over batches call `check()`, which raises it again at that safe point. Library users
-who never call `install()` keep Python's own behaviour.
+it: a fork hook (torch forks a loader worker every epoch), a loader's `__del__`, a weakref
+callback. There Python prints "Exception ignored" with a traceback and carries on: a Ctrl-C
+while a worker started let a training run to its end and exit 0. Inside `deferred()` (the
+`pixclass train` command uses it) the first Ctrl-C only records the request, and the batch loops
+call `check()`, which raises KeyboardInterrupt at that safe point; a second Ctrl-C raises at once
+(for a loop that hangs). An error inside the block after a Ctrl-C (a loader worker that the same
+Ctrl-C ended, as a terminal signals the whole process group) is reported as the interrupt.
+Outside the block, and for library users, Python's own behaviour is unchanged.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 _requested = False
 
 
-def install() -> None:
-    """Handle SIGINT by recording the request and raising KeyboardInterrupt (main thread only)."""
-    signal.signal(signal.SIGINT, _on_sigint)
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block, Ctrl-C raises KeyboardInterrupt at the next `check()` (main thread only)."""
+    global _requested
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+        check()  # pressed after the last batch: still an interrupted command (exit 130)
+    except Exception:
+        if _requested:  # e.g. a loader worker the same Ctrl-C ended: the interrupt is the cause
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _requested = False
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     global _requested
+    if _requested:  # the second Ctrl-C: the user means now
+        raise KeyboardInterrupt
     _requested = True
-    raise KeyboardInterrupt
 
 
 def check() -> None:
-    """Raise KeyboardInterrupt if Ctrl-C was pressed, even if the first one was swallowed."""
+    """Raise KeyboardInterrupt if Ctrl-C was pressed inside `deferred()`."""
     if _requested:
         raise KeyboardInterrupt

@@ -149,3 +149,28 @@ def test_demo_never_removes_a_run_that_is_not_its_own(class_folders: Path, tmp_p
     res = run_cli("demo", "--out", str(run))
     assert res.returncode == 1 and "already holds a training run" in res.stderr
     assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_a_run_killed_between_stages_resumes_to_exactly_the_uninterrupted_model(class_folders: Path, tmp_path: Path):
+    # Killed after the frozen stage's last checkpoint, before the stage's named save and the
+    # next stage: the resumed run once took the unfrozen stage from another random state.
+    from faults.killer import run_and_signal_when
+    from safetensors.torch import load_file
+
+    args = [*TINY, "--epochs", "2", "--unfreeze-epochs", "2", "--seed", "7"]
+    assert run_cli("train", str(class_folders), *args, "--out", str(tmp_path / "alone")).returncode == 0
+    run = tmp_path / "run"
+    pointer = run / "checkpoints" / "last.json"
+
+    def frozen_stage_done() -> bool:
+        try:
+            return json.loads(pointer.read_text())["epoch"] == 1
+        except (OSError, ValueError):
+            return False
+
+    out = run_and_signal_when(["train", str(class_folders), *args, "--out", str(run)], frozen_stage_done,
+                              signal.SIGKILL, poll=0.001)
+    assert out.signalled and json.loads(pointer.read_text())["stage_start"] == 0
+    assert run_cli("train", "--resume", str(run)).returncode == 0
+    got, want = load_file(run / "model.pixclass"), load_file(tmp_path / "alone" / "model.pixclass")
+    assert [k for k in want if not bool((got[k] == want[k]).all())] == []

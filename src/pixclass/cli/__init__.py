@@ -16,7 +16,6 @@ from contextlib import contextmanager
 
 import typer
 
-from pixclass import interrupt
 from pixclass.errors import Interrupted, PixclassError
 
 app = typer.Typer(
@@ -52,13 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     from pixclass.malloc import keep_freed_memory
 
     keep_freed_memory()  # this process is ours: reuse freed memory (see pixclass.malloc)
-    interrupt.install()  # a Ctrl-C is never lost (see pixclass.interrupt)
     _register()
     try:
         # typer turns a KeyboardInterrupt it sees into a *returned* 130 (not standalone mode).
         code = app(args=argv, standalone_mode=False)
     except Interrupted as err:
-        _exit_interrupted(str(err))
+        _exit(Interrupted.exit_code, str(err), own_process=argv is None)
     except PixclassError as err:
         typer.echo(f"pixclass: {err}", err=True)
         sys.exit(1)
@@ -68,14 +66,15 @@ def main(argv: list[str] | None = None) -> None:
         err.show()
         sys.exit(err.exit_code)
     if code == Interrupted.exit_code:
-        _exit_interrupted("interrupted")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a late Ctrl-C must not turn 0 into -2
-    sys.exit(code if isinstance(code, int) else 0)
+        _exit(code, "interrupted", own_process=argv is None)
+    _exit(code if isinstance(code, int) else 0, None, own_process=argv is None)
 
 
-def _exit_interrupted(message: str) -> None:
-    # Another Ctrl-C while Python shuts down would kill the process by SIGINT (exit code -2,
-    # not 130): the user already stopped us, and we are leaving.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    typer.echo(f"\npixclass: {message}", err=True)
-    sys.exit(Interrupted.exit_code)
+def _exit(code: int, message: str | None, own_process: bool) -> None:
+    if own_process:
+        # We are leaving: a Ctrl-C while Python shuts down would kill the process by SIGINT
+        # (exit code -2 instead of 130 or 0). Callers of `main(argv)` keep their own handler.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if message:
+        typer.echo(f"\npixclass: {message}", err=True)
+    sys.exit(code)

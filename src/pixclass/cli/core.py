@@ -56,10 +56,11 @@ def train(
     resume: Optional[str] = typer.Option(None, help="Continue the run in this directory from its last complete epoch."),
 ) -> None:
     """Train a classifier: lr_find, frozen stage, unfrozen stage; writes RUN/model.pixclass."""
+    from pixclass.interrupt import deferred
     from pixclass.train import recipe
 
     if resume:
-        with on_interrupt(lambda: _train_interrupted(Path(resume))):
+        with on_interrupt(lambda: _train_interrupted(Path(resume))), deferred():
             summary = recipe.resume(resume)
     else:
         if data is None:
@@ -71,7 +72,7 @@ def train(
             label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch, weights=weights,
             pretrained=pretrained, size=size, bs=bs, augment=augment, label_smoothing=label_smoothing, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
             seed=seed, num_workers=workers, skip_bad=skip_bad, allow_outside=allow_outside)
-        with on_interrupt(lambda: _train_interrupted(Path(cfg.out))):
+        with on_interrupt(lambda: _train_interrupted(Path(cfg.out))), deferred():
             summary = recipe.run(cfg, overwrite=overwrite)
     _print_summary(summary)
 

@@ -7,6 +7,7 @@ Owns: reading an item (through `open_image`) and transforming it, turning unread
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -88,3 +89,10 @@ def default_workers() -> int:
     """Loader processes: one per core beyond the training thread, at most 8; 0 on one core."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 0 if cores <= 1 else min(cores, 8)
+
+
+def ignore_interrupts(_worker_id: int) -> None:
+    """A loader worker's start: Ctrl-C (sent to the whole process group) is the main process's
+    to handle; it stops at a batch boundary and shuts its workers down. A worker ended by it
+    instead would stall the main process until torch noticed the loss (about 5 s)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -198,7 +198,7 @@ class ImageData:
         import torch
         from torch.utils.data import DataLoader
 
-        from pixclass.data.dataset import EpochSampler, collate, default_workers
+        from pixclass.data.dataset import EpochSampler, collate, default_workers, ignore_interrupts
 
         ds = self.dataset(split, augment)
         shuffle = (split == "train") if shuffle is None else shuffle
@@ -211,7 +211,7 @@ class ImageData:
             # A lone last training item would break BatchNorm (it cannot train on a batch of one).
             drop_last=shuffle and len(ds) % bs == 1,
             num_workers=workers, collate_fn=collate, persistent_workers=workers > 0,
-            pin_memory=pin_memory, prefetch_factor=4 if workers > 0 else None,
+            pin_memory=pin_memory, prefetch_factor=4 if workers > 0 else None, worker_init_fn=ignore_interrupts,
             # Its own generator: worker seeds never draw from (and shift) the global torch RNG.
             generator=torch.Generator().manual_seed(self.seed),
         )

@@ -41,6 +41,7 @@ def train_steps(ctx: StepContext, batches: Iterable, on_batch: Callable[[float, 
     the head group's LR that step used."""
     total, count = 0.0, 0
     for x, y in batches:
+        interrupt.check()  # Ctrl-C stops training here, between two steps (see pixclass.interrupt)
         if len(x) < 2:
             continue  # BatchNorm cannot train on one item (a batch shrunk by skipped unreadable files)
         x, y = to_device(x, ctx.device, ctx.channels_last), y.to(ctx.device, non_blocking=True)
@@ -71,6 +72,7 @@ def gather_outputs(forward: Callable, batches: Iterable, device: torch.device, a
     """Outputs (fp32, on CPU) for every batch, and the targets when the batches have them."""
     outs, ys = [], []
     for x, y in batches:
+        interrupt.check()
         with autocast(device, amp):
             out = forward(to_device(x, device, channels_last))
         outs.append(out.float().cpu())
@@ -114,6 +116,5 @@ def _console():
 
 def tracked(batches: Iterable, progress: Progress, task_id) -> Iterator:
     for b in batches:
-        interrupt.check()  # a Ctrl-C that library code swallowed stops here
         yield b
         progress.advance(task_id)

@@ -205,7 +205,7 @@ def run(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwrite
 
 def _train(cfg: TrainConfig, run_dir: Path, progress: bool, resume: bool) -> dict[str, Any]:
     from pixclass.train import resume as resuming
-    from pixclass.train.checkpoint import seed_everything
+    from pixclass.train.checkpoint import seed_everything, set_rng_state
 
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
@@ -222,6 +222,8 @@ def _train(cfg: TrainConfig, run_dir: Path, progress: bool, resume: bool) -> dic
             cfg = replace(cfg, resolved_lr=finder.suggestion)
             _say(progress, f"lr_find suggests {cfg.resolved_lr:.2e}")
         cfg.save(run_dir)
+        # Training starts from the same random state whether lr_find ran now or before a kill.
+        seed_everything(cfg.seed + 1)
     state = resuming.restore(learn, pointer) if pointer else None
     stages = _stages(cfg)
     for stage in stages:
@@ -229,17 +231,27 @@ def _train(cfg: TrainConfig, run_dir: Path, progress: bool, resume: bool) -> dic
                                         (pointer["stage_start"] == stage["start"] and
                                          pointer["epoch"] + 1 >= stage["epochs"]))
         if done:
+            if pointer["stage_start"] == stage["start"]:
+                # Killed after this stage's last epoch checkpoint: finish what follows the stage,
+                # then go on from the random state that checkpoint saved, as the run would have.
+                _end_stage(learn, cfg, stages.index(stage), run_dir, progress)
+                set_rng_state(state["rng"])
             continue
         here = state if pointer is not None and pointer["stage_start"] == stage["start"] else None
         if here is None:
             learn.freeze() if stage["frozen"] else learn.unfreeze()
         learn.epoch_offset = stage["start"]
         learn.fit_one_cycle(stage["epochs"], stage["lr"], pct_start=stage["pct_start"], div=stage["div"], resume=here)
-        learn.save(f"stage-{stages.index(stage) + 1}")
-        if stage["frozen"] and cfg.cache_features:
-            _record_probe(learn, run_dir, progress)
+        _end_stage(learn, cfg, stages.index(stage), run_dir, progress)
     kept = _keep_better_stage(learn, stages, run_dir, progress)
     return _finish(learn, cfg, run_dir, time.perf_counter() - t0, kept)
+
+
+def _end_stage(learn, cfg: TrainConfig, index: int, run_dir: Path, progress: bool) -> None:
+    """What follows a stage: its named save, and the linear probe after the cached frozen stage."""
+    learn.save(f"stage-{index + 1}")
+    if learn.model.is_frozen and cfg.cache_features:
+        _record_probe(learn, run_dir, progress)
 
 
 def _record_probe(learn, run_dir: Path, progress: bool) -> None:
