@@ -84,30 +84,13 @@ def run_pixclass(*args: str, cwd: Path | None = None, env: dict[str, str] | None
 def run_and_signal(args: list[str], delay: float, sig: int, *, cwd: Path | None = None,
                    env: dict[str, str] | None = None, timeout: float = 300) -> Outcome:
     """Start `python -m pixclass ARGS`, send `sig` after `delay` seconds, wait for it to end."""
-    proc = subprocess.Popen([sys.executable, "-m", "pixclass", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = _start(args, cwd, env)
     try:
         proc.wait(timeout=delay)
-        finished = True
+        return _finish(proc, args, sig, timeout, signalled=False, children=[])
     except subprocess.TimeoutExpired:
-        finished = False
-    children: list[int] = []
-    if not finished:
         children = descendants(proc.pid)
-        try:
-            if sig == signal.SIGINT:
-                os.killpg(proc.pid, sig)
-            else:
-                os.kill(proc.pid, sig)
-        except ProcessLookupError:  # ended between the wait and the signal
-            finished = True
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"pixclass {' '.join(args)} did not end {timeout} s after signal {sig}: {err[-2000:]}")
-    return Outcome(proc.returncode, out, err, not finished, children)
+        return _finish(proc, args, sig, timeout, signalled=_send(proc, sig), children=children)
 
 
 def run_and_signal_when(args: list[str], ready: Callable[[], bool], sig: int, *, cwd: Path | None = None,
@@ -118,21 +101,35 @@ def run_and_signal_when(args: list[str], ready: Callable[[], bool], sig: int, *,
     For a test that needs the run at a known stage (e.g. some rows written) rather than at a time.
     If the run ends first, or `ready()` stays false for `wait_limit` s, no signal is sent.
     """
-    proc = subprocess.Popen([sys.executable, "-m", "pixclass", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = _start(args, cwd, env)
     deadline = time.monotonic() + wait_limit
     while proc.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(poll)
-    signalled = proc.poll() is None and ready()
-    children = descendants(proc.pid) if signalled else []
-    if signalled:
-        try:
-            if sig == signal.SIGINT:
-                os.killpg(proc.pid, sig)
-            else:
-                os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            signalled = False
+    if proc.poll() is None and ready():
+        children = descendants(proc.pid)
+        return _finish(proc, args, sig, timeout, signalled=_send(proc, sig), children=children)
+    return _finish(proc, args, sig, timeout, signalled=False, children=[])
+
+
+def _start(args: list[str], cwd: Path | None, env: dict[str, str] | None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pixclass", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _send(proc: subprocess.Popen, sig: int) -> bool:
+    """SIGINT to the process group (a terminal's Ctrl-C), anything else to the process alone."""
+    try:
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
+    except ProcessLookupError:  # it ended just before
+        return False
+    return True
+
+
+def _finish(proc: subprocess.Popen, args: list[str], sig: int, timeout: float, *, signalled: bool,
+            children: list[int]) -> Outcome:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
