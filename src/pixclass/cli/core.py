@@ -164,6 +164,7 @@ def demo(
     import shutil
 
     from pixclass.demo.elpv import elpv_split
+    from pixclass.interrupt import deferred
     from pixclass.train import recipe
 
     t0 = time.perf_counter()
@@ -173,7 +174,8 @@ def demo(
     cfg = recipe.TrainConfig(data=f"elpv:{task}", out=str(run_dir), epochs=epochs, unfreeze_epochs=unfreeze_epochs)
     typer.echo(f"pixclass demo: elpv solar cells, task '{task}', efficientnet_lite0, "
                f"{len(elpv_split()['valid_idx'])} validation images")
-    summary = recipe.run(cfg)
+    with on_interrupt(lambda: _train_interrupted(run_dir)), deferred():
+        summary = recipe.run(cfg)
     _print_summary(summary)
     _demo_predictions(summary["model"], task)
     acc = summary["metrics"].get("accuracy")
