@@ -25,45 +25,29 @@ Nothing is deleted: bad files move to `DIR/.quarantine/<same relative path>`, a 
 original goes there too, and `DIR/verify.csv` lists every file checked (file, problem, action,
 detail). Which files are checked is `pixclass.data.walk`'s listing, the one training reads.
 
-Stopping at any moment is safe. Each move is first written to a journal
-(`.quarantine/.journal.csv`), then done, then logged in `.quarantine/quarantine.csv`; a fix
-moves the original into the quarantine, then writes the fixed image in its place atomically.
-The next run (which holds a lock on the folder) finishes or undoes whatever a killed run left in
-the journal, puts back the leftovers of older versions (`.NAME.fixed`), and logs any file it
-finds in the quarantine without a row. Ctrl-C is held until the move in progress is done;
-worker processes ignore it, and exit by themselves if the main process is killed.
+Stopping at any moment is safe: see `quarantine` (journalled moves) and `workers` (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import csv
-import errno
-import filecmp
-import glob
 import io
-import multiprocessing
 import os
 import re
-import select
-import shutil
-import signal
-import stat
-import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, describe, sniff, truncated_images_rejected
 from pixclass.collect.jpeg_skeleton import jpeg_skeleton, skeleton_decodes
 from pixclass.collect.progress import counting_progress
+from pixclass.collect.quarantine import LOG_NAME, QUARANTINE_DIR, Quarantine, only_run
+from pixclass.collect.workers import finish_before_interrupt, map_in_workers
 from pixclass.data.images import IMAGE_EXTENSIONS as TRAINING_EXTENSIONS
 from pixclass.data.walk import broken_link_reason, walk_files
 from pixclass.errors import PixclassError
@@ -72,12 +56,7 @@ from pixclass.files import atomic_write
 # Every extension training reads, and a few more JPEG spellings.
 IMAGE_EXTENSIONS = set(TRAINING_EXTENSIONS) | {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp",
                                                 ".bmp", ".tif", ".tiff"}
-QUARANTINE_DIR = ".quarantine"
-LOG_NAME = "quarantine.csv"
-JOURNAL_NAME = ".journal.csv"
 REPORT_NAME = "verify.csv"
-LOG_HEADER = ["file", "moved_to", "problem", "detail"]
-JOURNAL_HEADER = ["operation", *LOG_HEADER]
 QUARANTINED = ("zero_bytes", "not_image", "truncated", "corrupt", "too_large", "broken_link")
 FIXABLE = ("animated", "odd_mode", "rotated", "oversized")
 LOCK_WAIT = 10.0  # seconds to wait for another verify of the same folder (or its exiting workers)
@@ -160,14 +139,15 @@ def verify_images(
     _check_folder(root, quarantine)
     check = partial(check_file, root=root, max_pixels=max_pixels, max_size=max_size, fix=fix and quarantine,
                     full_decode=full_decode)
-    with _only_run(root) if quarantine else nullcontext(None) as lock_fd:
-        mover = _Quarantine(root) if quarantine else None
+    with only_run(root, LOCK_WAIT) if quarantine else nullcontext(None) as lock_fd:
+        mover = Quarantine(root) if quarantine else None
         try:
             if mover is not None:
                 mover.recover()
+                _remove_report_temps(root)
             files = find_candidates(root)
             with counting_progress("verify", len(files), ["ok", "problems"], progress) as update, \
-                    closing(_map(check, files, workers, lock_fd)) as results:
+                    closing(map_in_workers(check, files, workers, lock_fd)) as results:
                 checks = _act_on_each(results, mover, update, on_check)
         finally:
             if mover is not None:
@@ -177,13 +157,13 @@ def verify_images(
     return VerifyReport(root=root, checks=checks, report=report, quarantine=root / QUARANTINE_DIR)
 
 
-def _act_on_each(results: Iterator[FileCheck], mover: _Quarantine | None, update: Callable[..., None],
+def _act_on_each(results: Iterator[FileCheck], mover: Quarantine | None, update: Callable[..., None],
                  on_check: Callable[[FileCheck], None] | None) -> list[FileCheck]:
     """Move or fix each file as its verdict arrives; a Ctrl-C waits until that file is done."""
     checks: list[FileCheck] = []
     counts = {"ok": 0, "problems": 0}
     for result in results:
-        with _finish_before_interrupt():
+        with finish_before_interrupt():
             _act(result, mover)
             checks.append(result)
             if on_check is not None:
@@ -230,144 +210,6 @@ def _check_folder(root: Path, quarantine: bool) -> None:
             raise PixclassError(f"cannot write in '{where}': permission denied (verify writes {REPORT_NAME} "
                                 "and moves bad files to .quarantine/); make it writable, or verify a "
                                 "writable copy")
-
-
-def _map(check: partial, files: list[str], workers: int | None, lock_fd: int | None) -> Iterator[FileCheck]:
-    """`check` over `files`, in worker processes when it pays; closing it stops the workers promptly."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(files) < 8:  # a pool costs more than it saves here
-        yield from map(check, files)
-        return
-    context = multiprocessing.get_context()
-    fork = context.get_start_method() == "fork"  # only a forked worker holds a copy of the lock
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(os.getpid(), lock_fd if fork else None))
-    try:
-        with _ctrl_c_blocked():  # the workers start deaf to Ctrl-C, then ignore it for good
-            results = pool.map(check, files, chunksize=max(1, min(16, len(files) // (workers * 8))))
-        yield from results
-    finally:
-        # On Ctrl-C or an error: drop the files not started; the workers finish one chunk and exit.
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _init_worker(main: int, inherited_fd: int | None) -> None:
-    """Run in each worker: leave Ctrl-C to the main process `main`, and die with it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops the pool; no tracebacks here
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    if inherited_fd is not None:  # the folder's lock is the main process's alone
-        try:
-            os.close(inherited_fd)
-        except OSError:
-            pass
-    if os.getppid() == main and _parent_death_signal(signal.SIGKILL):
-        if os.getppid() != main:  # it died before the kernel was asked
-            os._exit(1)
-        return
-    threading.Thread(target=_exit_when_gone, args=(main,), daemon=True, name="watch-main").start()
-
-
-def _parent_death_signal(sig: int) -> bool:
-    """Linux: have the kernel send `sig` to this process when its parent dies (PR_SET_PDEATHSIG)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(1, int(sig), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return False
-
-
-def _exit_when_gone(main: int) -> None:
-    """The fallback, in a daemon thread: exit once process `main` has ended (also when it is not
-    our parent, as under a fork server): wait on a pidfd, or poll the parent's pid."""
-    if hasattr(os, "pidfd_open"):
-        try:
-            fd = os.pidfd_open(main)
-        except ProcessLookupError:
-            os._exit(1)
-        except OSError:
-            fd = None
-        if fd is not None:
-            select.select([fd], [], [])  # readable once the process has ended
-            os._exit(1)
-    ppid = os.getppid()
-    while os.getppid() == ppid:
-        time.sleep(0.25)
-    os._exit(1)
-
-
-@contextmanager
-def _ctrl_c_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread (children forked inside inherit the mask); a pending one arrives after."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-@contextmanager
-def _finish_before_interrupt() -> Iterator[None]:
-    """Hold a Ctrl-C that arrives inside the block until the block is done, then deliver it."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # only the main thread gets signals; None: a handler Python cannot put back
-        return
-    caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda sig, frame: caught.append(sig))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        if previous is signal.default_int_handler:
-            raise KeyboardInterrupt
-        if callable(previous):
-            previous(signal.SIGINT, None)
-        elif previous == signal.SIG_DFL:
-            signal.raise_signal(signal.SIGINT)
-
-
-@contextmanager
-def _only_run(root: Path) -> Iterator[int | None]:
-    """Hold an exclusive lock on `root` for the run; yields the lock's file descriptor (or None).
-
-    A second verify of the same folder would undo the first one's moves in progress, so it
-    waits up to `LOCK_WAIT` seconds, then stops with an error.
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks on folders
-        yield None
-        return
-    try:
-        fd = os.open(root, os.O_RDONLY)
-    except OSError:
-        yield None
-        return
-    try:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise PixclassError(f"another 'pixclass verify' is working on '{root}'; wait for it to "
-                                        "finish, then run verify again") from None
-                time.sleep(0.1)
-            except OSError:  # a filesystem without locks: go on unguarded
-                break
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def check_file(rel: str, *, root: Path, max_pixels: int, max_size: int | None, fix: bool,
@@ -497,7 +339,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _act(check: FileCheck, mover: _Quarantine | None) -> None:
+def _act(check: FileCheck, mover: Quarantine | None) -> None:
     """Quarantine a bad file or put a fixed version in place (with `mover`), or say what would happen."""
     image, check.fixed_image = check.fixed_image, None  # never keep every fixed image in memory
     if not check.problems:
@@ -506,249 +348,16 @@ def _act(check: FileCheck, mover: _Quarantine | None) -> None:
     if mover is None:
         check.action = "would quarantine" if bad else "reported"
     elif bad:
-        check.moved_to = mover.move(check, "quarantine")
+        check.moved_to = mover.move("quarantine", check.file, check.problem, check.detail)
         check.action = f"quarantined ({check.moved_to})"
     elif image is not None:
-        check.moved_to = mover.move(check, "fix", image)
+        check.moved_to = mover.move("fix", check.file, check.problem, check.detail, image)
         check.action = f"fixed (original: {check.moved_to})"
 
 
-class _Quarantine:
-    """The moves into `DIR/.quarantine/`: journalled before they start, logged once done.
-
-    A move of file F to quarantine name Q, step by step (a kill can strike between any two):
-
-    1. a journal row (operation, F, Q, problem, detail) is written and flushed;
-    2. F is renamed to Q (across filesystems: copied to Q, whole, before F is removed);
-       for a fix, the fixed image is then written to F atomically (temp file, rename);
-    3. the row is appended to quarantine.csv.
-
-    `recover` reads the journal a killed run left: a row already in quarantine.csv is done; a
-    quarantined file found at Q is logged; a fix whose original is at Q but whose fixed image
-    never reached F is undone (the original goes back, and this run fixes it again); a move
-    that never started is forgotten. Leftover temp files of that row are ours and are removed.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dir = root / QUARANTINE_DIR
-        self.log = _CsvLog(self.dir / LOG_NAME, LOG_HEADER)
-        self.journal = _CsvLog(self.dir / JOURNAL_NAME, JOURNAL_HEADER)
-        self.logged = {row[1] for row in self.log.rows()}  # every moved_to in quarantine.csv
-        self.consistent = True  # False while a failed move could not be undone
-
-    def move(self, check: FileCheck, operation: str, image: bytes | None = None) -> str:
-        """Move `check.file` into the quarantine (for "fix", then write `image` in its place)."""
-        moved_to = self._free_name(check.file)
-        row = [check.file, moved_to, check.problem, " ".join(check.detail.split())]
-        src, dst = self.root / check.file, self.root / moved_to
-        self.journal.append([operation, *row])
-        try:
-            if operation == "fix":
-                mode = stat.S_IMODE(os.stat(src).st_mode)
-                _move(src, dst, keep_source=True)
-                atomic_write(src, lambda tmp: Path(tmp).write_bytes(image or b""))
-                os.chmod(src, mode)  # the fixed image keeps the original's permissions
-            else:
-                _move(src, dst)
-        except OSError as err:
-            try:
-                _undo(src, dst)
-            except OSError:
-                self.consistent = False  # the journal keeps the row: the next run settles it
-            raise PixclassError(f"cannot move '{src}' to '{dst}': {err.strerror or err}; make both folders "
-                                "writable, then run verify again") from None
-        self._logged(row)
-        return moved_to
-
-    def recover(self) -> None:
-        """Finish or undo what a stopped run left: journal rows, old `.NAME.fixed` files, unlogged files."""
-        self.consistent = False  # until the journal it reads is settled
-        for operation, *row in self.journal.rows():
-            with _finish_before_interrupt():
-                self._settle(operation, row)
-        with _finish_before_interrupt():
-            _put_back_old_fixes(self.root)
-        for moved_to in self._unlogged():
-            with _finish_before_interrupt():
-                rel = moved_to.split("/", 1)[1]
-                self._logged([rel, moved_to, "unlogged",
-                              "found in the quarantine without a log row (moved by a run that was stopped)"])
-        self.journal.remove()
-        self.consistent = True
-        for tmp in self.root.glob(f".{REPORT_NAME}*.tmp"):  # a report being written when a run was killed
-            tmp.unlink()
-
-    def close(self) -> None:
-        """Close the logs; the journal goes once every move it lists is done or undone."""
-        self.log.close()
-        self.journal.close()
-        if self.consistent:
-            self.journal.remove()
-
-    def _settle(self, operation: str, row: list[str]) -> None:
-        rel, moved_to = row[0], row[1]
-        if moved_to in self.logged:
-            return  # done and logged
-        src, dst = self.root / rel, self.root / moved_to
-        _remove_temps(dst)
-        if operation == "fix":
-            _remove_temps(src)
-        if not os.path.lexists(dst):
-            return  # never started
-        if operation != "fix":
-            if os.path.lexists(src) and _same_entry(src, dst):
-                os.unlink(src)  # copied across filesystems, not yet removed: the copy is whole
-            self._logged(row)
-        elif not os.path.lexists(src):
-            _rename(dst, src)  # the original moved, its fixed version never written: put it back
-        elif _same_entry(src, dst):
-            os.unlink(dst)  # our copy (across filesystems) of an original that is still in place
-        else:
-            self._logged(row)  # the fixed image in place, the original in quarantine: done
-
-    def _logged(self, row: list[str]) -> None:
-        self.log.append(row)
-        self.logged.add(row[1])
-
-    def _unlogged(self) -> list[str]:
-        """Files in the quarantine that no log row names (relative to the folder)."""
-        found = []
-        for dirpath, dirnames, filenames in os.walk(self.dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                path = Path(dirpath, name)
-                if name.startswith(".") or path == self.log.path:
-                    continue
-                moved_to = path.relative_to(self.root).as_posix()
-                if moved_to not in self.logged:
-                    found.append(moved_to)
-        return found
-
-    def _free_name(self, rel: str) -> str:
-        """`.quarantine/<rel>`, or `<stem>-1<suffix>`, ... : a name neither on disk nor in the log."""
-        first = PurePosixPath(QUARANTINE_DIR, rel)
-        for n in range(100_000):
-            name = first if n == 0 else first.with_name(f"{first.stem}-{n}{first.suffix}")
-            if name.as_posix() not in self.logged and not os.path.lexists(self.root / name):
-                return name.as_posix()
-        raise PixclassError(f"too many quarantined copies of '{rel}' in '{self.dir}'; empty it first")
-
-
-class _CsvLog:
-    """An append-only CSV file: one write and one flush per row, so a kill cuts at most the last
-    line; a cut last line is dropped (the file truncated) before anything is appended."""
-
-    def __init__(self, path: Path, header: list[str]) -> None:
-        self.path = path
-        self.header = header
-        self._fh: io.TextIOWrapper | None = None
-
-    def rows(self) -> list[list[str]]:
-        """The complete rows of the right width, header excluded."""
-        if not self.path.is_file():
-            return []
-        self._drop_cut_line()
-        with self.path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            return [r for r in csv.reader(fh) if len(r) == len(self.header) and r != self.header]
-
-    def append(self, row: list[str]) -> None:
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._drop_cut_line()
-            self._fh = self.path.open("a", newline="", encoding="utf-8")
-            if self._fh.tell() == 0:
-                self._write(self.header)
-        self._write(row)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-    def remove(self) -> None:
-        self.close()
-        if self.path.is_file():
-            self.path.unlink()
-
-    def _write(self, row: list[str]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf).writerow(row)
-        self._fh.write(buf.getvalue())  # one write of a whole line, then flushed: never interleaved
-        self._fh.flush()
-
-    def _drop_cut_line(self) -> None:
-        if not self.path.is_file():
-            return
-        with self.path.open("r+b") as fh:
-            data = fh.read()
-            if data and not data.endswith(b"\n"):
-                fh.truncate(data.rfind(b"\n") + 1)
-
-
-def _move(src: Path, dst: Path, *, keep_source: bool = False) -> None:
-    """Rename `src` (a file or a link, never its target) to the free name `dst`.
-
-    Across filesystems `src` is copied to `dst` (whole, then renamed into place) and then
-    removed, unless `keep_source` (a fix overwrites it next)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(src, dst)
-        return
-    except OSError as err:
-        if err.errno != errno.EXDEV:
-            raise
-    if os.path.islink(src):
-        os.symlink(os.readlink(src), dst)
-    else:
-        atomic_write(dst, lambda tmp: shutil.copy2(src, tmp))
-    if not keep_source:
-        os.unlink(src)
-
-
-def _rename(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(src, dst)
-
-
-def _undo(src: Path, dst: Path) -> None:
-    """Roll back a move that failed half-way: the original goes back to `src`, our copy goes."""
-    _remove_temps(src)
-    _remove_temps(dst)
-    if not os.path.lexists(dst):
-        return
-    if not os.path.lexists(src):
-        _rename(dst, src)
-    elif _same_entry(src, dst):
-        os.unlink(dst)
-
-
-def _same_entry(a: Path, b: Path) -> bool:
-    """Both links to the same place, or both files with the same bytes."""
-    if os.path.islink(a) or os.path.islink(b):
-        return os.path.islink(a) and os.path.islink(b) and os.readlink(a) == os.readlink(b)
-    return filecmp.cmp(a, b, shallow=False)
-
-
-def _remove_temps(path: Path) -> None:
-    """Remove the temp files `atomic_write` leaves beside `path` when a kill interrupts it (ours)."""
-    if path.parent.is_dir():
-        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            tmp.unlink()
-
-
-def _put_back_old_fixes(root: Path) -> None:
-    """Older versions wrote `.NAME.fixed` beside NAME, then moved NAME to the quarantine, then
-    renamed the fixed file over it: a kill in between hid NAME. Finish that, or drop the copy."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith(".") and name.endswith(".fixed") and len(name) > len("..fixed"):
-                fixed, original = Path(dirpath, name), Path(dirpath, name[1:-len(".fixed")])
-                if os.path.lexists(original):
-                    fixed.unlink()  # NAME never moved: the copy was only made from it
-                else:
-                    os.rename(fixed, original)  # NAME is in the quarantine: the fixed copy takes its place
+def _remove_report_temps(root: Path) -> None:
+    for tmp in root.glob(f".{REPORT_NAME}*.tmp"):  # a report being written when a run was killed
+        tmp.unlink()
 
 
 def _write_report(path: Path, checks: list[FileCheck]) -> None:
