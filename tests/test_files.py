@@ -32,3 +32,15 @@ def test_an_atomic_write_leaves_no_temporary_file_behind(tmp_path: Path):
     atomic_write_text(tmp_path / "c.txt", "hello")
     assert [p.name for p in tmp_path.iterdir()] == ["c.txt"]
     assert (tmp_path / "c.txt").read_text() == "hello"
+
+
+def test_the_temporary_files_of_a_killed_write_are_removed_and_nothing_else(tmp_path: Path):
+    from pixclass.files import remove_stale_temps
+
+    left = tmp_path / ".model.pixclass.ab12_xyz.tmp"
+    left.write_text("half")
+    mine = [tmp_path / ".hidden.tmp", tmp_path / "notes.tmp", tmp_path / "model.pixclass"]
+    for p in mine:
+        p.write_text("keep")
+    assert remove_stale_temps(tmp_path) == [left]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in mine)

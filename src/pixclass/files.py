@@ -8,6 +8,7 @@ any new file of the process gets (0666 less the umask), not `mkstemp`'s private 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -24,6 +25,10 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# The temporary names `atomic_write` makes: `.NAME.` + mkstemp's 8 characters + `.tmp`.
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -43,3 +48,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed `atomic_write` left in `folder` (call it holding the
+    folder's lock, so no live write is removed); returns what was removed."""
+    folder = Path(folder)
+    stale = [p for p in folder.iterdir() if p.is_file() and _TEMP_NAME.fullmatch(p.name)] if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

@@ -117,7 +117,12 @@ def _start(args: list[str], cwd: Path | None, env: dict[str, str] | None) -> sub
 
 
 def _send(proc: subprocess.Popen, sig: int) -> bool:
-    """SIGINT to the process group (a terminal's Ctrl-C), anything else to the process alone."""
+    """SIGINT to the process group (a terminal's Ctrl-C), anything else to the process alone.
+
+    False when the process had already ended: a zombie not yet reaped still accepts a signal.
+    """
+    if not alive([proc.pid]):
+        return False
     try:
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)

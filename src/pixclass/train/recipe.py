@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pixclass.errors import PixclassError
-from pixclass.files import atomic_write_text
+from pixclass.files import atomic_write_text, remove_stale_temps
 from pixclass.train import runfolder
 
 
@@ -198,6 +198,8 @@ def run(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwrite
             runfolder.check_outside_data(run_dir, folder)
         runfolder.check_fresh(run_dir, overwrite)  # before the lock: never touch a folder we refuse
     with runfolder.RunLock(run_dir):
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "plots"):
+            remove_stale_temps(folder)  # half-written files of a killed run (never under a real name)
         if not resume:
             runfolder.prepare(run_dir, overwrite)
         return _train(cfg, run_dir, progress, resume)
