@@ -173,7 +173,8 @@ def test_a_stopped_verify_loses_nothing_once_run_again(prepared, commands, start
     if not out.signalled:
         assert out.returncode == 0, out.stderr
     elif sig == signal.SIGKILL:
-        assert out.returncode == -signal.SIGKILL
+        # A SIGKILL that lands while the finished process is already exiting changes nothing.
+        assert out.returncode == -signal.SIGKILL or (finished and out.returncode == 0), out.stderr
     elif finished:
         # Ctrl-C once the work was done and the summary printed: ignored on the way out (0),
         # caught (130), or in the interpreter's last milliseconds, when Python has given SIGINT
