@@ -1,4 +1,4 @@
-"""CLI verbs of the training core: train, lr-find, predict, export, demo.
+"""CLI verbs of the training core: train, lr-find, export, demo.
 
 Each is a thin call into `pixclass.train.recipe` or `pixclass.export`; torch is imported
 inside the commands so `pixclass --help` stays fast.
@@ -122,23 +122,6 @@ def lr_find(
     finder = learn.lr_find()
     finder.plot(plot)
     typer.echo(f"suggested lr: {finder.suggestion:.2e}  (plot: {plot})")
-
-
-@app.command()
-def predict(
-    model: str = typer.Argument(..., help="A .pixclass model file."),
-    paths: List[str] = typer.Argument(..., help="Image files and folders (searched recursively)."),
-    csv: Optional[str] = typer.Option(None, help="Also write path,label,prob to this CSV."),
-    bs: Optional[int] = typer.Option(None, help="Images per batch (default: 8 on a CPU, 64 on a GPU)."),
-) -> None:
-    """Predict images with an exported model; prints one line per image."""
-    from pixclass.export.predict_files import predict_files
-
-    n_ok, n_bad = predict_files(model, paths, csv, bs, echo=typer.echo)
-    if n_bad:
-        typer.echo(f"{n_bad} file(s) could not be read; run 'pixclass verify' on their folder", err=True)
-    if csv:
-        typer.echo(f"wrote {n_ok} predictions to {csv}")
 
 
 @app.command()
