@@ -39,25 +39,27 @@ Check = Callable[[Any], "str | None"]  # None when the value is good, else what 
 DAMAGED = "the file was edited or damaged: export it again"  # the default next step
 
 
-def validate_meta(meta: Any, path: str | Path, next_step: str = DAMAGED) -> dict[str, Any]:
+def validate_meta(meta: Any, path: str | Path, next_step: str = DAMAGED, check_arch: bool = True) -> dict[str, Any]:
     """`meta` (a decoded JSON description) if it is a well-formed pixclass bundle description.
 
     Args:
         meta: the decoded JSON document.
         path: the bundle, named in messages.
         next_step: what the user should do about a bad description (ends each message).
+        check_arch: ask timm whether it knows `arch` (imports torch). False where the arch is only
+            informational, e.g. an ONNX file, which carries its graph and runs without torch.
 
     Raises:
         PixclassError: one line naming `path`, the first bad field, what was expected and `next_step`.
     """
     try:
-        _validate(meta, path)
+        _validate(meta, path, check_arch)
     except _Invalid as bad:
         raise PixclassError(f"'{path}' is not a usable pixclass model: {bad}; {next_step}") from None
     return meta
 
 
-def _validate(meta: Any, path: str | Path) -> None:
+def _validate(meta: Any, path: str | Path, check_arch: bool) -> None:
     if not isinstance(meta, dict):
         raise _Invalid(f"its description is a JSON {_json_type(meta)}, expected an object")
     if meta.get("format") != FORMAT:
@@ -70,13 +72,14 @@ def _validate(meta: Any, path: str | Path) -> None:
         raise PixclassError(
             f"'{path}' uses bundle format {version}; this pixclass reads up to {FORMAT_VERSION}: upgrade pixclass"
         )
-    _check_fields(meta, REQUIRED, OPTIONAL, prefix="")
+    _check_fields(meta, REQUIRED if check_arch else {**REQUIRED, "arch": _name}, OPTIONAL, prefix="")
     _check_fields(meta["head"], HEAD, {}, prefix="head.")
     _check_consistency(meta)
 
 
-def decode_meta(raw: str, path: str | Path) -> dict[str, Any]:
-    """The validated description from the text of a bundle's `pixclass` metadata key."""
+def decode_meta(raw: str, path: str | Path, check_arch: bool = True) -> dict[str, Any]:
+    """The validated description from the text of a bundle's `pixclass` metadata key (`check_arch`:
+    as for `validate_meta`)."""
     try:
         meta = json.loads(raw)
     except (ValueError, RecursionError) as err:  # JSONDecodeError, over-long integers, deep nesting
@@ -84,7 +87,7 @@ def decode_meta(raw: str, path: str | Path) -> dict[str, Any]:
         raise PixclassError(
             f"'{path}' is not a usable pixclass model: its description is not valid JSON ({reason}); {DAMAGED}"
         ) from None
-    return validate_meta(meta, path)
+    return validate_meta(meta, path, check_arch=check_arch)
 
 
 # -- checkers ------------------------------------------------------------------------------------
