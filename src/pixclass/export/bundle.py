@@ -13,16 +13,16 @@ model built, at the size they really have. Every problem is one `PixclassError` 
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from pixclass.errors import PixclassError
-from pixclass.export.bundle_meta import DAMAGED, FORMAT, FORMAT_VERSION, RESIZE, decode_meta, validate_meta
+from pixclass.export.bundle_meta import DAMAGED, FORMAT, FORMAT_VERSION, RESIZE, validate_meta
+from pixclass.export.model_file import Header, read_bundle_header as _read_header
+from pixclass.export.model_file import safetensors_errors as _safetensors_errors
 from pixclass.files import atomic_write
 from pixclass.models.backbones import ImageClassifier, create_body, state_mismatch
 from pixclass.models.head import HeadConfig
@@ -32,8 +32,6 @@ from pixclass.models.head import HeadConfig
 _DTYPE_NAMES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
                 torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
                 torch.uint8: "U8", torch.bool: "BOOL"}
-
-Header = dict[str, tuple[str, tuple[int, ...]]]  # tensor name -> (safetensors dtype, shape)
 
 
 def save_bundle(path: str | Path, model: ImageClassifier, meta: dict[str, Any]) -> Path:
@@ -79,32 +77,6 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[I
         _check_forward(path, model, meta)
     model.to(device).eval()
     return model, meta
-
-
-def _read_header(path: Path) -> tuple[dict[str, Any], Header]:
-    """The validated description and the tensors' dtypes and shapes; no tensor data is read."""
-    if not path.is_file():
-        raise PixclassError(f"model file '{path}' does not exist")
-    with _safetensors_errors(
-        f"'{path}' is not a pixclass model (not a safetensors file); export one with 'pixclass export RUN'"
-    ):
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("pixclass")
-            header = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
-    if raw is None:
-        raise PixclassError(f"'{path}' is a safetensors file but not a pixclass model (no 'pixclass' metadata)")
-    return decode_meta(raw, path), header
-
-
-@contextmanager
-def _safetensors_errors(message: str) -> Iterator[None]:
-    """Any failure of the safetensors library inside becomes one `PixclassError(message)`."""
-    try:
-        yield
-    except (KeyboardInterrupt, SystemExit, MemoryError):
-        raise
-    except BaseException:  # SafetensorError, OSError, and a Rust panic (pyo3's PanicException is a BaseException)
-        raise PixclassError(message) from None
 
 
 def _build(meta: dict[str, Any], path: Path) -> ImageClassifier:
