@@ -18,15 +18,25 @@ class Interrupted(PixclassError):
 
 
 class ImageReadError(PixclassError):
-    """An image file could not be read (corrupt, truncated, not an image, too large)."""
+    """An image could not be read (corrupt, truncated, not an image, too large).
 
-    def __init__(self, path: object, reason: str):
+    Args:
+        path: the file, or what names a source that is not a file (an upload's name, `<bytes>`).
+        reason: what is wrong, without a final full stop.
+        hint: the next step; by default, for a file, running `pixclass verify` on its folder.
+            Sources that are not files (bytes, arrays, uploads) pass their own; `""` gives none.
+    """
+
+    def __init__(self, path: object, reason: str, hint: str | None = None):
         self.path = str(path)
         self.reason = reason
-        super().__init__(
-            f"cannot read '{self.path}': {reason}. "
-            f"Run 'pixclass verify {_parent(self.path)}' to quarantine unreadable files."
-        )
+        self.hint = (f"Run 'pixclass verify {_parent(self.path)}' to quarantine unreadable files."
+                     if hint is None else hint)
+        message = f"cannot read '{self.path}': {reason}."
+        super().__init__(f"{message} {self.hint}" if self.hint else message)
+
+    def __reduce__(self):  # keep path, reason and hint across processes (pickle)
+        return type(self), (self.path, self.reason, self.hint)
 
 
 def _parent(path: str) -> str:
