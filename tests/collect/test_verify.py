@@ -203,8 +203,8 @@ def test_fix_turns_an_exif_rotated_photo_upright(corpus):
 
 def test_fix_scales_16_bit_down_instead_of_clipping(corpus):
     verify(corpus, fix=True)
-    with Image.open(corpus / "dogs/16bit.png") as im:
-        assert im.mode == "RGB" and im.getpixel((0, 0)) == (155, 155, 155)  # 40000 / 257
+    with Image.open(corpus / "dogs/16bit.png") as im:  # flat at 40000: no range, so 40000 / 257 rounded
+        assert im.mode == "RGB" and im.getpixel((0, 0)) == (156, 156, 156)
 
 
 def test_fix_puts_transparency_on_white(corpus):

@@ -36,11 +36,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from pixclass.collect.hosts import HostPools
-from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, ImageProblem, describe, human_bytes, prepare, sniff
+from pixclass.collect.imaging import ImageProblem, describe, human_bytes, prepare, sniff
 from pixclass.collect.manifest import MANIFEST, ManifestRecord, ManifestWriter, pending_complete, read_manifest
 from pixclass.collect.naming import safe_label, safe_stem
 from pixclass.collect.progress import counting_progress
 from pixclass.collect.urls import UrlItem, read_url_list
+from pixclass.data.images import MAX_PIXELS
 from pixclass.errors import PixclassError
 
 USER_AGENT = "Mozilla/5.0 (compatible; pixclass/0.1; image dataset downloader)"
@@ -59,7 +60,7 @@ class DownloadSettings:
     concurrency: int = 64
     per_host: int = 16
     max_redirects: int = 5
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_PIXELS
     backoff: float = 0.5
     max_retry_wait: float = 60.0
 
@@ -97,7 +98,7 @@ def download_images(
     concurrency: int = 64,
     per_host: int = 16,
     max_redirects: int = 5,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = MAX_PIXELS,
     backoff: float = 0.5,
     max_retry_wait: float = 60.0,
     progress: bool = True,

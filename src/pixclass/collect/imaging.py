@@ -1,9 +1,10 @@
 """Recognising and preparing downloaded image bytes: magic-byte sniffing, one decode, resize.
 
 The server's Content-Type is never trusted: the first bytes say what a file is. A kept image
-has been fully decoded once by Pillow (which also gives its size); with `size` it is shrunk to
-that longest side (EXIF orientation applied first, since re-encoding drops the tag) and, with
-`pad`, centred on a black square.
+has been fully decoded once by Pillow (which also gives its size). Bytes are kept as they came
+unless `size` must shrink them or `pad` square them; then the picture is made as training reads
+it (`pixclass.data.images`: EXIF orientation, `to_rgb`), shrunk to `size` on its longest side
+and, with `pad`, centred on a black square (a layout choice, not a colour one).
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, ImageOps
 
+from pixclass.data.images import MAX_PIXELS, to_rgb
 from pixclass.data.sniff import describe, human_bytes, sniff  # noqa: F401  (used by download/verify)
 
-# Pillow's own warning threshold: ~89 MP, a 9,500 × 9,500 picture.
-DEFAULT_MAX_PIXELS = 89_478_485
-
+# The extension a downloaded file gets, from its sniffed format: each one training reads.
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
 
 
@@ -49,12 +49,13 @@ class PreparedImage:
 
 
 def prepare(data: bytes, *, size: int | None = None, pad: bool = False,
-            max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
+            max_pixels: int = MAX_PIXELS) -> PreparedImage:
     """Check that `data` is a complete image (one full decode) and optionally resize it.
 
     Args:
         data: the downloaded bytes.
-        size: shrink so the longest side is at most this (never enlarges); None keeps pixels.
+        size: shrink so the longest side is at most this (never enlarges); None, or an image
+            already that small, keeps the bytes as they came.
         pad: also pad onto a black square (`size` × `size`, or the longest side without `size`).
         max_pixels: refuse larger images before decoding (decompression-bomb guard).
     """
@@ -66,7 +67,7 @@ def prepare(data: bytes, *, size: int | None = None, pad: bool = False,
             width, height = im.size
             if width * height > max_pixels:
                 raise ImageProblem(f"too large: {width}x{height} pixels (limit {max_pixels:,})")
-            reencode = bool(size or pad)
+            reencode = pad or bool(size and max(width, height) > size)
             if fmt == "jpeg" and (size or not reencode):
                 _draft_jpeg(im, size)
             im.load()
@@ -101,17 +102,15 @@ def _draft_jpeg(im: Image.Image, size: int | None) -> None:
 
 
 def _resized(im: Image.Image, fmt: str, size: int | None, pad: bool) -> PreparedImage:
-    im = ImageOps.exif_transpose(im)
-    has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    im = im.convert("RGBA" if has_alpha else "RGB")
+    im = to_rgb(ImageOps.exif_transpose(im))  # the picture training reads; transparency on white
     if size and max(im.size) > size:
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
     if pad:
         side = size or max(im.size)
-        canvas = Image.new(im.mode, (side, side), (0, 0, 0, 255) if has_alpha else (0, 0, 0))
+        canvas = Image.new("RGB", (side, side), (0, 0, 0))
         canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
         im = canvas
-    out_fmt = "png" if has_alpha or fmt in ("png", "gif", "bmp", "tiff") else fmt
+    out_fmt = "png" if fmt in ("png", "gif", "bmp", "tiff") else fmt  # lossless stays lossless
     buf = io.BytesIO()
     im.save(buf, format=out_fmt.upper(), **({"quality": 90} if out_fmt in ("jpeg", "webp") else {}))
     return PreparedImage(buf.getvalue(), EXTENSIONS[out_fmt], im.width, im.height)

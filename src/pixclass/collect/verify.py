@@ -23,7 +23,11 @@ byte, so truncation is caught). Problems:
 
 Nothing is deleted: bad files move to `DIR/.quarantine/<same relative path>`, a fixed file's
 original goes there too, and `DIR/verify.csv` lists every file checked (file, problem, action,
-detail). Which files are checked is `pixclass.data.walk`'s listing, the one training reads.
+detail). Which files are checked is `pixclass.data.walk`'s listing, the one training reads, with
+the image extensions training reads (`pixclass.data.images.IMAGE_EXTENSIONS`); files of other names
+are checked too when their first bytes are an image's, so a misnamed image is reported. A fixed
+file is the picture training reads from its original (`open_image`: upright, `to_rgb`), written
+in the format its name says.
 
 Stopping at any moment is safe: see `quarantine` (journalled moves) and `workers` (Ctrl-C).
 """
@@ -41,27 +45,25 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from pixclass.collect.imaging import DEFAULT_MAX_PIXELS, describe, sniff, truncated_images_rejected
+from pixclass.collect.imaging import describe, sniff, truncated_images_rejected
 from pixclass.collect.jpeg_skeleton import jpeg_skeleton, skeleton_decodes
 from pixclass.collect.progress import counting_progress
 from pixclass.collect.quarantine import LOG_NAME, QUARANTINE_DIR, Quarantine, only_run
 from pixclass.collect.workers import finish_before_interrupt, map_in_workers
-from pixclass.data.images import IMAGE_EXTENSIONS as TRAINING_EXTENSIONS
+from pixclass.data.images import IMAGE_FORMATS, MAX_PIXELS, is_image_file, open_image
 from pixclass.data.walk import broken_link_reason, walk_files
 from pixclass.errors import PixclassError
 from pixclass.files import atomic_write
 
-# Every extension training reads, and a few more JPEG spellings.
-IMAGE_EXTENSIONS = set(TRAINING_EXTENSIONS) | {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp",
-                                                ".bmp", ".tif", ".tiff"}
 REPORT_NAME = "verify.csv"
 QUARANTINED = ("zero_bytes", "not_image", "truncated", "corrupt", "too_large", "broken_link")
 FIXABLE = ("animated", "odd_mode", "rotated", "oversized")
 LOCK_WAIT = 10.0  # seconds to wait for another verify of the same folder (or its exiting workers)
 _PLAIN_MODES = {"RGB", "L"}
 _NETPBM = re.compile(rb"P[1-6]\s")
+_NETPBM_EXTENSIONS = frozenset(ext for ext, decoder in IMAGE_FORMATS.items() if decoder == "PPM")
 
 
 @dataclass
@@ -112,7 +114,7 @@ def verify_images(
     *,
     max_size: int | None = None,
     fix: bool = False,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = MAX_PIXELS,
     quarantine: bool = True,
     workers: int | None = None,
     progress: bool = True,
@@ -177,8 +179,8 @@ def find_candidates(root: Path) -> list[str]:
     """Relative paths of the files to check: what `pixclass.data.walk` lists that is an image
     (by extension, or by content for other names), and links to nothing named like images."""
     found = walk_files(root)
-    files = [p for p in found.files if p.suffix.lower() in IMAGE_EXTENSIONS or _looks_like_image(p)]
-    links = [p for p in found.broken if p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in found.files if is_image_file(p) or _looks_like_image(p)]
+    links = [p for p in found.broken if is_image_file(p)]
     return sorted(p.relative_to(root).as_posix() for p in files + links)
 
 
@@ -232,7 +234,7 @@ def check_file(rel: str, *, root: Path, max_pixels: int, max_size: int | None, f
     return result
 
 
-def classify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_size: int | None = None,
+def classify(path: Path, *, max_pixels: int = MAX_PIXELS, max_size: int | None = None,
              full_decode: bool = False) -> tuple[list[str], str]:
     """The problems of one image file and a human-readable detail ([] and "" when fine)."""
     size = path.stat().st_size
@@ -306,37 +308,27 @@ def _odd_mode(im: Image.Image) -> str:
 
 def _netpbm(head: bytes, path: Path) -> str | None:
     """PPM/PGM, which training reads: weak magic bytes, so only trusted with their extension."""
-    return "ppm" if path.suffix.lower() in (".ppm", ".pgm") and _NETPBM.match(head) else None
+    return "ppm" if path.suffix.lower() in _NETPBM_EXTENSIONS and _NETPBM.match(head) else None
 
 
 def _fixed_image(path: Path, max_size: int | None) -> bytes:
-    """The bytes of an RGB, upright, single-frame, shrunk version of `path`, in its own format."""
-    with Image.open(path) as im:
-        fmt = im.format
-        if max_size and fmt == "JPEG":
-            im.draft("RGB", (max_size, max_size))
-        im.seek(0)
-        im.load()
-        im = _to_rgb(ImageOps.exif_transpose(im))
+    """The bytes of `path` as training reads it (`open_image`: first frame, upright, RGB), shrunk to
+    `max_size`, in the format its name says (its own format when the name says none)."""
+    im = open_image(path, min_size=max_size)  # JPEGs DCT-scaled, never below max_size
     if max_size and max(im.size) > max_size:
         im.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-    out_fmt = Image.registered_extensions().get(path.suffix.lower(), fmt or "PNG")
+    out_fmt = IMAGE_FORMATS.get(path.suffix.lower()) or _own_format(path)
     buf = io.BytesIO()
-    im.save(buf, format=out_fmt, **({"quality": 95} if out_fmt in ("JPEG", "WEBP") else {}))
+    # JPEG/WebP are re-encoded with loss; 4:4:4 keeps colour edges (4:2:0 halves colour resolution).
+    im.save(buf, format=out_fmt, **({"quality": 95, "subsampling": 0} if out_fmt == "JPEG" else
+                                     {"quality": 95} if out_fmt == "WEBP" else {}))
     return buf.getvalue()
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
-        im = im.convert("I") if im.mode != "F" else im
-        top = im.getextrema()[1]
-        # Scale 16-bit values to 8-bit: convert() alone would clip everything above 255 to white.
-        im = im.point(lambda v: v * (255 / 65535 if top > 255 else 1)).convert("L")
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    if has_alpha:  # transparent pixels become white, not whatever colour they happen to hold
-        rgba = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return im.convert("RGB")
+def _own_format(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(32)
+    return (sniff(head) or "png").upper()
 
 
 def _act(check: FileCheck, mover: Quarantine | None) -> None:
