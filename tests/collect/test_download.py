@@ -604,3 +604,10 @@ def test_ctrl_c_while_called_from_a_running_loop_stops_the_download(server, tmp_
         loop.close()
     assert sum(server.hits.values()) < 30
     assert_interrupted_cleanly(tmp_path)
+
+
+def test_a_size_the_image_already_fits_keeps_the_downloaded_bytes(server, tmp_path):
+    data = make_image(1, size=(80, 40))
+    url = server.route("/small.jpg", Reply(200, data))
+    record = download_images([url], tmp_path, size=100, **FAST).records[0]
+    assert (tmp_path / record.file).read_bytes() == data and (record.width, record.height) == (80, 40)

@@ -38,6 +38,7 @@ import csv
 import io
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing, nullcontext
@@ -259,7 +260,10 @@ def _decode_checks(path: Path, fmt: str, max_pixels: int, max_size: int | None,
                    full_decode: bool) -> tuple[list[str], str]:
     problems: list[str] = []
     details: list[str] = []
-    with Image.open(path, formats=[fmt.upper()]) as im:
+    with warnings.catch_warnings():  # Pillow warns above its limit; ours is checked just below
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(path, formats=[fmt.upper()])
+    with im:
         w, h = im.size
         if w * h > max_pixels:
             return ["too_large"], f"{w}x{h} = {w * h / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit"
