@@ -46,7 +46,7 @@ def test_predict_folder_writes_csv_with_path_label_prob(class_folders: Path, tmp
     res = run_cli("predict", str(run / "model.pixclass"), str(class_folders / "red"), "--csv", str(out_csv))
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out_csv.open()))
-    assert len(rows) == 16 and list(rows[0]) == ["path", "label", "prob"]
+    assert len(rows) == 16 and list(rows[0]) == ["path", "label", "prob", "error"]
     assert all(r["label"] in ("red", "green", "blue") and 0 <= float(r["prob"]) <= 1 for r in rows)
     assert sum(r["label"] == "red" for r in rows) >= 12  # colours are easy to tell apart
 

@@ -25,23 +25,39 @@ MAX_CLASSES_SHOWN = 20  # `info` lists this many class names, then "… and N mo
 Header = dict[str, tuple[str, tuple[int, ...]]]  # tensor name -> (safetensors dtype, shape)
 
 
-def read_model_meta(path: str | Path) -> dict[str, Any]:
+def read_model_meta(path: str | Path, check_arch: bool = False) -> dict[str, Any]:
     """The validated JSON description of a `.pixclass` bundle or an exported `.onnx` file.
 
     Reads only the file's header (bundle) or its metadata (ONNX): no weights are loaded, torch is
-    not imported.
+    not imported. `check_arch`: also ask timm whether it can build a bundle's arch (imports torch;
+    loading a bundle always does); an ONNX file carries its graph, so its arch is informational.
 
     Raises:
         PixclassError: the file is missing, not a pixclass model, or its description is invalid.
     """
     path = Path(path)
-    if path.suffix.lower() == ONNX_SUFFIX:
+    if is_onnx_file(path):
         return _read_onnx_meta(path)
-    return read_bundle_header(path)[0]
+    return read_bundle_header(path, check_arch)[0]
 
 
-def read_bundle_header(path: Path) -> tuple[dict[str, Any], Header]:
-    """A bundle's validated description and its tensors' dtypes and shapes; no tensor data is read."""
+def is_onnx_file(path: Path) -> bool:
+    """An ONNX file by its name (`.onnx`, `.pixclass`), else by content: a safetensors bundle starts
+    with an 8-byte header length and `{`, an ONNX protobuf with field 1 (`ir_version`)."""
+    if path.suffix.lower() in (ONNX_SUFFIX, ".pixclass"):
+        return path.suffix.lower() == ONNX_SUFFIX
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False  # the bundle reader says what is wrong with the path
+    return len(head) == 9 and head[8:9] != b"{" and head[:1] == b"\x08"
+
+
+def read_bundle_header(path: Path, check_arch: bool = True) -> tuple[dict[str, Any], Header]:
+    """A bundle's validated description and its tensors' dtypes and shapes; no tensor data is read.
+
+    `check_arch`: as for `bundle_meta.validate_meta` (True imports timm, so torch)."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -54,7 +70,7 @@ def read_bundle_header(path: Path) -> tuple[dict[str, Any], Header]:
             header = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
     if raw is None:
         raise PixclassError(f"'{path}' is a safetensors file but not a pixclass model (no 'pixclass' metadata)")
-    return decode_meta(raw, path), header
+    return decode_meta(raw, path, check_arch=check_arch), header
 
 
 @contextmanager
@@ -85,14 +101,14 @@ def _read_onnx_meta(path: Path) -> dict[str, Any]:
     if raw is None:
         raise PixclassError(f"'{path}' is an ONNX model but not one pixclass exported (no 'pixclass' metadata); "
                             f"export one with 'pixclass export RUN --onnx'")
-    return decode_meta(raw, path)
+    return decode_meta(raw, path, check_arch=False)
 
 
 def info_lines(meta: dict[str, Any], path: str | Path) -> list[str]:
     """What `pixclass info` prints about a model file: one `name: value` line per fact."""
     path = Path(path)
     classes, task = meta["classes"], meta["task"]
-    kind = "ONNX model" if path.suffix.lower() == ONNX_SUFFIX else "pixclass bundle"
+    kind = "ONNX model" if is_onnx_file(path) else "pixclass bundle"
     lines = [
         f"file: {printable(str(path))} ({kind}, format {meta['format_version']}, {_size(path.stat().st_size)})",
         f"arch: {meta['arch']}",
