@@ -41,15 +41,16 @@ $("#key-form").addEventListener("submit", (ev) => {
   loadInfo();
 });
 
-function addCard(file) {
+function makeCard(file) {
   const card = $("#card").content.firstElementChild.cloneNode(true);
   card.classList.add("pending");
   card.dataset.file = file.name;
-  card.querySelector("img").src = URL.createObjectURL(file);
-  card.querySelector("img").alt = file.name;
+  const img = card.querySelector("img");
+  img.onerror = () => img.classList.add("none");  // a file the browser cannot show either
+  img.src = URL.createObjectURL(file);
+  img.alt = file.name;
   card.querySelector(".file").textContent = file.name;
   card.querySelector(".label").textContent = "predicting…";
-  $("#results").prepend(card);
   return card;
 }
 
@@ -109,7 +110,8 @@ async function predict(file, card) {
 async function handle(fileList) {
   const files = Array.from(fileList).filter((f) => f.size >= 0);
   if (!files.length) return;
-  const queue = files.map((f) => [f, addCard(f)]);
+  const queue = files.map((f) => [f, makeCard(f)]);
+  $("#results").prepend(...queue.map(([, card]) => card));  // newest upload first, in the order chosen
   $("#status").textContent = `predicting ${files.length} image${files.length > 1 ? "s" : ""}…`;
   const started = performance.now();
   const worker = async () => { while (queue.length) { const [f, c] = queue.shift(); await predict(f, c); } };
