@@ -1,7 +1,8 @@
 """Augmentation presets on torchvision transforms v2, covering fastai's `get_transforms` knobs.
 
 Owns: `Augment` (the knobs and named presets) and the train / eval transform pipelines
-(random-resized crop for training, resize + center crop for evaluation, then normalization).
+(random-resized crop for training; evaluation's resize + center crop + normalization is
+`preprocess.eval_array`, shared with prediction).
 """
 
 from __future__ import annotations
@@ -100,16 +101,26 @@ def train_transform(aug: Augment, size: int, mean: Sequence[float], std: Sequenc
 
 
 def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):
-    """Resize the shorter side to `size`, center-crop a square, float tensor, normalize."""
-    import torch
-    from torchvision.transforms import v2
+    """Resize the shorter side to `size`, center-crop a square, normalize: a float tensor.
 
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.Resize(size, antialias=True),
-            v2.CenterCrop(size),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=list(mean), std=list(std)),
-        ]
-    )
+    The numbers come from `preprocess.eval_array`, the one implementation the exported model's
+    predictor uses too, so validation and prediction see identical input.
+    """
+    return _EvalTransform(size, tuple(mean), tuple(std))
+
+
+class _EvalTransform:
+    """A picklable callable (loader workers receive it): PIL image → (3, size, size) tensor."""
+
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...]):
+        self.size, self.mean, self.std = size, mean, std
+
+    def __call__(self, img):
+        import torch
+
+        from pixclass.data.preprocess import eval_array
+
+        return torch.from_numpy(eval_array(img, self.size, self.mean, self.std))
+
+    def __repr__(self) -> str:
+        return f"eval_transform(size={self.size}, mean={self.mean}, std={self.std})"

@@ -255,6 +255,22 @@ class Learner:
             out, y = gather_outputs(self.model, self.data.batches(loader), self.device, None, self.channels_last)
         return (self.activate(out) if activation else out), y
 
+    def tta(self, split: str = "valid") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Test-time augmentation: probabilities averaged over each image and its mirror image
+        (what `Predictor.predict(img, tta=True)` computes), and the targets; fp32."""
+        self.model.eval()
+        loader = self.data.loader(split, shuffle=False, augment=False)
+
+        def both_views(x: torch.Tensor) -> torch.Tensor:
+            return (self.activate(self.model(x).float()) + self.activate(self.model(x.flip(-1)).float())) / 2
+
+        return gather_outputs(both_views, self.data.batches(loader), self.device, None, self.channels_last)
+
+    def metrics_of(self, probs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """The learner's metrics of already activated outputs (e.g. those of `tta()`)."""
+        out = _inverse_activation(probs, activation_for(self.data.task))
+        return {name: float(fn(out, y)) for name, fn in self.metrics.items()}
+
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         """Raw outputs → probabilities (softmax / sigmoid) or values (regression)."""
         kind = activation_for(self.data.task)
@@ -353,3 +369,14 @@ class Learner:
     def __repr__(self) -> str:
         state = "frozen" if self.model.is_frozen else f"frozen to group {self.model.frozen_groups}"
         return f"Learner({self.arch}, {self.data!r}, {state}, device={self.device.type})"
+
+
+def _inverse_activation(probs: torch.Tensor, kind: str) -> torch.Tensor:
+    """Outputs whose activation gives `probs`, for metrics that take raw outputs: log-probabilities
+    for softmax (the same softmax and argmax), logits for sigmoid, values unchanged."""
+    if kind == "softmax":
+        return probs.clamp_min(1e-12).log()
+    if kind == "sigmoid":
+        p = probs.clamp(1e-7, 1 - 1e-7)
+        return (p / (1 - p)).log()
+    return probs
