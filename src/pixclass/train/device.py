@@ -1,6 +1,15 @@
 """Device and precision choices: cuda, mps or cpu; autocast where the hardware does it natively.
 
 Owns: picking the device, deciding whether bf16/fp16 autocast pays off, and the autocast context.
+
+The precision policy, in one place:
+- training steps (and lr_find, and the frozen stage's cached *training* features) use autocast
+  where the hardware does it natively: bf16 on a CPU with avx512_bf16/AMX, bf16 or fp16 on CUDA,
+  fp32 elsewhere; `PIXCLASS_AMP` forces a path so any machine can test it;
+- everything that is measured or delivered is fp32: validation, the cached validation and test
+  features, `get_preds`, `tta`, regression features, the exported model and prediction (torch or
+  ONNX Runtime). So the metrics a run reports are what its exported model gives on the same images
+  (same argmax; probabilities within 1e-5), whatever CPU or GPU trained it.
 """
 
 from __future__ import annotations
