@@ -16,9 +16,9 @@ def test_an_unknown_command_prints_the_usage_line_and_exits_2_without_a_tracebac
 
 
 def test_an_unknown_option_prints_the_commands_usage_and_exits_2_without_a_traceback():
-    res = run_cli("export", "RUN", "--onnx")
+    res = run_cli("export", "RUN", "--tflite")
     assert res.returncode == 2
-    assert "pixclass export [OPTIONS]" in res.stderr and "No such option: --onnx" in res.stderr
+    assert "pixclass export [OPTIONS]" in res.stderr and "No such option: --tflite" in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
 
 

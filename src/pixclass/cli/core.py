@@ -7,6 +7,7 @@ inside the commands so `pixclass --help` stays fast.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -126,14 +127,41 @@ def lr_find(
 
 @app.command()
 def export(
-    run: str = typer.Argument(..., help="A run directory made by `pixclass train`."),
-    out: Optional[str] = typer.Option(None, help="Where to write (default RUN/model.pixclass)."),
+    run: str = typer.Argument(..., help="A run directory made by `pixclass train` (with --onnx, also a .pixclass file)."),
+    out: Optional[str] = typer.Option(None, help="Where to write the bundle (default RUN/model.pixclass); "
+                                                 "--onnx writes the same name ending in .onnx."),
+    onnx: bool = typer.Option(False, "--onnx", help="Also write RUN/model.onnx from RUN/model.pixclass: one "
+                                                    "file that ONNX Runtime runs without torch."),
 ) -> None:
-    """(Re)write RUN/model.pixclass: one safe file (safetensors + JSON, no pickle)."""
+    """(Re)write RUN/model.pixclass: one safe file (safetensors + JSON, no pickle); --onnx adds RUN/model.onnx.
+
+    With --onnx the existing RUN/model.pixclass is converted as it is (no training data needed); it is
+    written first when it is missing or --out names another file.
+    """
+    from pixclass.export.onnx import BUNDLE_NAME, ONNX_SUFFIX, export_onnx
+    from pixclass.train import runfolder
     from pixclass.train.recipe import export_run
 
-    path = export_run(run, out)
-    typer.echo(f"model: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    src = Path(run)
+    if onnx and src.is_file():  # a bundle: convert it, next to itself or to --out
+        _say_written("onnx", export_onnx(src, out))
+        return
+    if out is not None and Path(out).suffix.lower() == ONNX_SUFFIX:
+        raise PixclassError(f"--out names the .pixclass bundle, not '{out}'; --onnx writes the bundle's name "
+                            f"ending in {ONNX_SUFFIX}")
+    bundle = src / BUNDLE_NAME
+    if out is not None or not onnx or not bundle.is_file():
+        bundle = export_run(run, out)
+        _say_written("model", bundle)
+    else:
+        _say_written("model", bundle, "as it was")
+    if onnx:
+        with runfolder.RunLock(src) if (src / "config.json").is_file() else nullcontext():
+            _say_written("onnx", export_onnx(bundle, bundle.with_suffix(ONNX_SUFFIX)))
+
+
+def _say_written(what: str, path: Path, note: str = "") -> None:
+    typer.echo(f"{what}: {path} ({path.stat().st_size / 1e6:.1f} MB{', ' + note if note else ''})")
 
 
 @app.command()
