@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FASTAI_VENV = HERE / ".venv-fastai"
 RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+from fastai_venv import FASTAI_PYTHON, ensure_fastai, fastai_version  # noqa: E402
 
 FASTAI_SCRIPT = """
 import sys, time
@@ -117,19 +118,6 @@ def timed_interleaved(commands: dict[str, list[str]], repeat: int) -> dict[str, 
     return {name: (statistics.median(r), last[name]) for name, r in runs.items()}
 
 
-def ensure_fastai() -> str | None:
-    """Create benchmarks/.venv-fastai with fastai installed; the reason if that fails."""
-    python = FASTAI_VENV / "bin" / "python"
-    if python.exists() and subprocess.run([str(python), "-c", "import fastai"], capture_output=True).returncode == 0:
-        return None
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(FASTAI_VENV)], check=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "fastai"], check=True, timeout=1800)
-    except (subprocess.SubprocessError, OSError) as err:
-        return f"could not install fastai into {FASTAI_VENV}: {err}"
-    return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
@@ -149,9 +137,8 @@ def main() -> None:
                 "pixclass_full": [sys.executable, "-c", PIXCLASS_SCRIPT, str(args.corpus), "full"]}
     why_not = "skipped (--no-fastai)" if args.no_fastai else ensure_fastai()
     if why_not is None:
-        fpy = str(FASTAI_VENV / "bin" / "python")
-        result["fastai_version"] = subprocess.run([fpy, "-c", "import fastai; print(fastai.__version__)"],
-                                                  capture_output=True, text=True).stdout.strip()
+        fpy = str(FASTAI_PYTHON)
+        result["fastai_version"] = fastai_version()
         commands["fastai"] = [fpy, "-c", FASTAI_SCRIPT, str(args.corpus), "fastai"]
         commands["fastai_half"] = [fpy, "-c", FASTAI_SCRIPT, str(args.corpus), "half"]
     else:
