@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import struct
@@ -152,3 +153,18 @@ async def test_unknown_routes_and_methods_answer_in_the_same_json_shape(predicto
 
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found", "file": None}
     assert wrong_method.status_code == 405 and wrong_method.json() == {"error": "Method Not Allowed", "file": None}
+
+
+async def test_an_upload_that_stalls_past_the_timeout_gets_408_and_the_server_keeps_answering(predictor, images):
+    async def stalling():
+        yield b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+        await asyncio.sleep(60)  # cancelled when the server gives up on the request
+        yield b"\r\n--xyz--\r\n"
+
+    async with client_for(predictor, timeout_s=0.5) as client:
+        res = await client.post("/predict", content=stalling(),
+                                headers={"content-type": "multipart/form-data; boundary=xyz"})
+
+        assert res.status_code == 408
+        assert res.json() == {"error": "the upload did not arrive within 0.5 s", "file": None}
+        await assert_still_serving(client, images["red.jpg"])

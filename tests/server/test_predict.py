@@ -99,3 +99,18 @@ async def test_health_info_and_the_page_answer(predictor):
     assert info.json()["classes"] == ["blue", "green", "red"] and info.json()["server"]["max_files"] == 32
     assert page.status_code == 200 and '<input id="files" type="file"' in page.text
     assert script.status_code == 200 and "/predict" in script.text
+
+
+async def test_an_onnx_export_serves_the_same_predictions_as_its_bundle(models, predictor, images, tmp_path):
+    from pixclass.export.onnx import export_onnx
+
+    onnx = load_model(export_onnx(models["single"], tmp_path / "colours.onnx"))
+    data = images["green.jpg"]
+
+    async with client_for(onnx) as client:
+        res = await client.post("/predict", files=files_field({"g.jpg": data}))
+
+    [pred] = res.json()["predictions"]
+    assert res.json()["model"]["runtime"] == "onnxruntime"
+    assert pred["label"] == predictor.predict(data).label
+    assert pred["prob"] == pytest.approx(predictor.predict(data).prob, abs=1e-5)

@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from imagefiles import jpeg_bytes
 from server_helpers import WAIT, running_server
@@ -17,7 +18,9 @@ from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
 
 
-def test_concurrent_requests_each_get_their_own_images_predictions(predictor):
+@pytest.mark.parametrize("batching", [{"micro_batching": True, "max_batch": 4}, {"micro_batching": False}],
+                         ids=["micro-batching", "direct"])
+def test_concurrent_requests_each_get_their_own_images_predictions(predictor, batching):
     uploads = [jpeg_bytes((i * 20 % 256, 255 - i * 9 % 256, i * 37 % 256), size=40, seed=i) for i in range(24)]
     expected = [predictor.predict(d) for d in uploads]
 
@@ -26,7 +29,7 @@ def test_concurrent_requests_each_get_their_own_images_predictions(predictor):
         assert res.status_code == 200
         return res.json()["predictions"][0]
 
-    with running_server(create_app(predictor, ServerSettings(max_batch=4))) as url:
+    with running_server(create_app(predictor, ServerSettings(**batching))) as url:
         with ThreadPoolExecutor(8) as pool:
             got = list(pool.map(lambda i: post(url, i), range(len(uploads))))
 
@@ -46,6 +49,7 @@ def test_an_oversized_upload_gets_413_over_the_wire_and_the_server_keeps_answeri
     assert health.status_code == 200 and ok.status_code == 200
 
 
+@pytest.mark.slow  # a fresh process imports torch and converts the model to ONNX: 5-25 s
 def test_the_cli_serves_a_model_on_a_free_port_and_ctrl_c_stops_it(models, images, predictor):
     proc = subprocess.Popen([sys.executable, "-m", "pixclass", "serve", str(models["single"]), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -144,7 +144,10 @@ class _State:
             log.error("pixclass: the model failed to load: %s", self.load_error)
             return
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._became_ready, predictor)
+        try:
+            self._loop.call_soon_threadsafe(self._became_ready, predictor)
+        except RuntimeError:  # the server stopped while the model was loading
+            pass
 
     async def _start_inference(self, predictor: Any) -> None:
         s, observe = self.settings, self.metrics.observe_batch

@@ -5,8 +5,8 @@ Owns `Inference` (the interface the routes use), `DirectInference` (each request
 queued; one worker thread takes up to `max_batch` of them, waiting at most `max_wait_ms` for more
 when the queue runs dry, runs one `predict_batch` and routes each result back to its request).
 
-Measured on this 2-core CPU with efficientnet_lite0 (numbers in `ServerSettings`' comments and
-benchmarks/serve_batching.py).
+Which one a server uses is `ServerSettings.micro_batching`: direct by default, as measured on a
+2-core CPU with efficientnet_lite0 (the numbers are in `ServerSettings`; benchmarks/bench_serve.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class Inference(Protocol):
 class DirectInference:
     """Each request's images are one `predict_batch` call on a pool of `threads` threads."""
 
+    # Two threads: one per core of a small machine; with 8 concurrent clients 2 threads served
+    # 29-31 req/s against 22-28 for one (benchmarks/bench_serve.py).
     def __init__(self, predict_batch: PredictBatch, threads: int = 2,
                  on_batch: Callable[[int], None] | None = None):
         self._predict_batch, self._threads, self._on_batch = predict_batch, threads, on_batch
@@ -64,7 +66,7 @@ class MicroBatcher:
     queue up, so under load batches fill without waiting; a lone request waits `max_wait_ms`.
     """
 
-    def __init__(self, predict_batch: PredictBatch, max_batch: int = 8, max_wait_ms: float = 2.0,
+    def __init__(self, predict_batch: PredictBatch, max_batch: int, max_wait_ms: float,
                  on_batch: Callable[[int], None] | None = None):
         self._predict_batch, self._max_batch = predict_batch, max_batch
         self._max_wait = max_wait_ms / 1000

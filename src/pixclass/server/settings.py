@@ -41,12 +41,16 @@ class ServerSettings:
     # only trips on a stuck client or a badly overloaded server, and is under browsers' and
     # proxies' own timeouts (60 s for nginx), so the client gets our JSON error, not theirs.
     timeout_s: float = 30.0
-    # Micro-batching: concurrent requests' images share forward passes (see `batcher`).
-    # Measured on this 2-core CPU with efficientnet_lite0 (benchmarks/serve_batching.py): see the
-    # numbers in `batcher`'s docstring.
-    micro_batching: bool = True
-    max_batch: int = 8
-    max_wait_ms: float = 2.0
+    # Micro-batching: concurrent requests' images share forward passes (see `batcher`). Off: on a
+    # 2-core CPU it measured slower. ONNX Runtime's CPU cost per lite0 image does not fall with the
+    # batch (7.1 ms at batch 1, 7.5 at 4, 8.2 at 8, 8.9 at 16, one thread), so batching only adds
+    # queueing. benchmarks/bench_serve.py, lite0 at 224 px, 640x480 JPEGs, 8 concurrent clients:
+    # direct 29-31 req/s (p50 250-275 ms, server CPU 14-16 ms/request) against micro-batching 16-40
+    # req/s (p50 190-470 ms, CPU 18-22 ms/request); the machine ran other work (load average 9-11),
+    # so the CPU time per request is the steadier figure. Worth trying on a GPU, where batches pay.
+    micro_batching: bool = False
+    max_batch: int = 8  # images per forward pass when micro-batching (CPU cost per image is flat to 8)
+    max_wait_ms: float = 2.0  # a lone request waits this long for company; 0, 2 and 5 measured alike
     # When set, every route but /health, /ready and the page needs `Authorization: Bearer KEY`
     # or `X-API-Key: KEY`.
     api_key: str | None = None
