@@ -42,12 +42,13 @@ class ServerSettings:
     # proxies' own timeouts (60 s for nginx), so the client gets our JSON error, not theirs.
     timeout_s: float = 30.0
     # Micro-batching: concurrent requests' images share forward passes (see `batcher`). Off: on a
-    # 2-core CPU it measured slower. ONNX Runtime's CPU cost per lite0 image does not fall with the
+    # 2-core CPU it gained nothing. ONNX Runtime's CPU cost per lite0 image does not fall with the
     # batch (7.1 ms at batch 1, 7.5 at 4, 8.2 at 8, 8.9 at 16, one thread), so batching only adds
-    # queueing. benchmarks/bench_serve.py, lite0 at 224 px, 640x480 JPEGs, 8 concurrent clients:
-    # direct 29-31 req/s (p50 250-275 ms, server CPU 14-16 ms/request) against micro-batching 16-40
-    # req/s (p50 190-470 ms, CPU 18-22 ms/request); the machine ran other work (load average 9-11),
-    # so the CPU time per request is the steadier figure. Worth trying on a GPU, where batches pay.
+    # queueing. benchmarks/bench_serve.py (lite0 at 224 px, 640x480 JPEGs, 8 concurrent clients) in
+    # its quietest round (load average 4-5): direct 83-89 req/s, p50 88-95 ms, 10.3-11.0 ms server
+    # CPU per request; micro-batching (batch 8, wait 0/2/5 ms) 84-87 req/s, p50 88-90 ms, 10.1-10.8
+    # ms. Busier rounds (load 9-11) scattered both (16-40 req/s) with no steady winner. Worth trying
+    # on a GPU, where batches pay.
     micro_batching: bool = False
     max_batch: int = 8  # images per forward pass when micro-batching (CPU cost per image is flat to 8)
     max_wait_ms: float = 2.0  # a lone request waits this long for company; 0, 2 and 5 measured alike
