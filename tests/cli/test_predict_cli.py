@@ -171,3 +171,28 @@ def test_info_and_predict_on_an_onnx_export(run_dir, photos, capsys):
     code, out, _ = pixclass(capsys, "predict", run_dir / "model.onnx", photos / "red.jpg")
     code_b, out_b, _ = pixclass(capsys, "predict", run_dir / "model.pixclass", photos / "red.jpg")
     assert code == code_b == 0 and out.rsplit(" ", 1)[0] == out_b.rsplit(" ", 1)[0]  # same label
+
+
+def test_a_progress_bar_shows_on_a_terminal_stderr_and_stdout_keeps_the_lines(run_dir, photos):
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "predict", str(run_dir / "model.pixclass"), str(photos)],
+                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    terminal = b""
+    while True:  # until the process closes its end of the terminal
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: no writer left
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    out = proc.communicate(timeout=120)[0]
+    os.close(master)
+
+    assert proc.returncode == 0
+    assert len(out.splitlines()) == 4 and "predict" not in out
+    assert b"4/4" in terminal and b"predicted 3 of 4 image(s)" in terminal

@@ -340,3 +340,36 @@ def test_a_hard_link_of_a_sorted_file_is_recognised_and_the_link_removed_by_a_mo
     assert place(tmp_path / "x.jpg", tmp_path / "sorted" / "cat", move=True) == (sorted_file, ALREADY_THERE)
 
     assert not (tmp_path / "x.jpg").exists() and sorted_file.read_bytes() == b"pixels"
+
+
+def test_tta_rows_are_the_test_time_augmented_predictions(colour_model, photos, tmp_path):
+    out = tmp_path / "preds.csv"
+    model = load_model(colour_model)
+
+    predict_files(colour_model, [photos / "r0.jpg"], out, tta=True, top_k=3)
+
+    row = read_rows(out)[1]
+    tta = model.predict(photos / "r0.jpg", tta=True)
+    assert [float(row[i]) for i in (5, 7, 9)] == pytest.approx([p for _, p in tta.top(3)], abs=1.01e-4)
+
+
+def test_an_interrupted_run_writes_the_csv_of_the_files_done(colour_model, photos, tmp_path):
+    out = tmp_path / "preds.csv"
+    seen = []
+
+    def stop_after_two(result):
+        seen.append(result.path)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_files(colour_model, [photos], out, on_file=stop_after_two)
+
+    assert [r[0] for r in read_rows(out)[1:]] == [str(p) for p in seen]
+
+
+def test_sorting_into_a_file_is_refused_before_predicting(colour_model, photos, tmp_path):
+    (tmp_path / "sorted").write_text("a file")
+
+    with pytest.raises(PixclassError, match="--sort-into '.*sorted' is a file; give a folder"):
+        predict_files(colour_model, [photos], sort_into=tmp_path / "sorted")

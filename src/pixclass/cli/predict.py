@@ -112,8 +112,10 @@ def _line(result, top_k: int | None) -> str:
     if pred is None:
         return f"{name}: unreadable ({result.error})"
     text = f"{name}: {label_text(pred)} {prob_text(pred.prob)}".rstrip()
-    if top_k and top_k > 1:
-        text += " (" + ", ".join(f"{c} {p:.4f}" for c, p in pred.top(top_k)[1:]) + ")"
+    # The next most probable classes (single-label: the first is the label, already shown).
+    others = pred.top(top_k)[isinstance(pred.label, str):] if top_k else []
+    if others:
+        text += " (" + ", ".join(f"{c} {prob_text(p)}" for c, p in others) + ")"
     for dest, status in result.placed:
         text += f" -> {printable(dest)}" + (" (already there)" if status == "already there" else "")
     return text

@@ -141,6 +141,8 @@ def check_options(top_k: int | None, sort_into: str | os.PathLike | None, move: 
         raise PixclassError(f"--min-prob is a probability from 0 to 1; got {min_prob}")
     if sort_into is None and (move or min_prob is not None):
         raise PixclassError(f"{'--move' if move else '--min-prob'} only applies with --sort-into DIR")
+    if sort_into is not None and os.path.exists(sort_into) and not os.path.isdir(sort_into):
+        raise PixclassError(f"--sort-into '{printable(sort_into)}' is a file; give a folder (it is made if missing)")
 
 
 def predict_files(

@@ -128,9 +128,11 @@ def _link(src: Path, dest: Path) -> bool:
     """Hard-link `src` as `dest`: True when done, False when the filesystem cannot (another device,
     no hard links); FileExistsError when `dest` exists."""
     try:
-        os.link(src, dest, follow_symlinks=False)
+        os.link(src, dest, follow_symlinks=False)  # a symlink moves as itself, as a rename would move it
     except FileExistsError:
         raise
+    except NotImplementedError:  # follow_symlinks=False where the platform cannot (Windows)
+        return False
     except OSError as err:
         if err.errno in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
             return False
