@@ -24,6 +24,7 @@ from PIL import Image
 from pixclass.data.images import open_image
 from pixclass.data.preprocess import eval_array
 from pixclass.errors import ImageReadError, PixclassError
+from pixclass.export.model_file import is_onnx_file
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 RUNTIMES = ("auto", "onnxruntime", "torch")
@@ -105,13 +106,21 @@ class Predictor:
         Raises:
             ImageReadError: an image cannot be read (the first one, named).
         """
-        if not imgs:
-            return []
-        return self._decode_rows(self._outputs(np.stack([self.array(i) for i in imgs]), tta))
+        return self.predict_arrays([self.array(i) for i in imgs], tta=tta)
 
-    def array(self, img: ImageSource) -> np.ndarray:
-        """The model input of one image: (3, S, S) float32, preprocessed as in training."""
-        return eval_array(open_image(img, min_size=self.size), self.size, self.meta["mean"], self.meta["std"])
+    def array(self, img: ImageSource, name: str | None = None) -> np.ndarray:
+        """The model input of one image: (3, S, S) float32, preprocessed as in training.
+
+        `name` is what an error calls a bytes or array source (e.g. an upload's file name).
+        """
+        return eval_array(open_image(img, min_size=self.size, name=name), self.size, self.meta["mean"], self.meta["std"])
+
+    def predict_arrays(self, arrays: Sequence[np.ndarray], tta: bool = False) -> list[Prediction]:
+        """Predict model inputs made by `array()` in one forward pass (a server decodes and
+        preprocesses in its own threads, then batches these)."""
+        if not len(arrays):
+            return []
+        return self._decode_rows(self._outputs(np.stack(arrays), tta))
 
     # -- many files ---------------------------------------------------------------------------
     def predict_many(self, paths: Sequence[str | os.PathLike], bs: int | None = None, tta: bool = False
@@ -207,7 +216,7 @@ def load_model(path: str | os.PathLike, device: str | None = None, runtime: str 
     if runtime not in RUNTIMES:
         raise PixclassError(f"runtime must be one of {', '.join(RUNTIMES)}; got '{runtime}'")
     path = Path(path)
-    if _is_onnx(path):
+    if is_onnx_file(path):
         if runtime == "torch":
             raise PixclassError(f"'{path}' is an ONNX file: it runs on ONNX Runtime; load the .pixclass "
                                 f"bundle for runtime='torch'")
@@ -240,20 +249,6 @@ def _load_bundle(path: Path, device: str | None, runtime: str, threads: int | No
     from pixclass.export.onnx_runtime import OnnxRuntime
 
     return OnnxRuntime.from_bytes(onnx_bytes(model, meta), meta, threads=threads, device=device), meta
-
-
-def _is_onnx(path: Path) -> bool:
-    """An ONNX file by name; by content, a safetensors bundle starts with an 8-byte length and '{'."""
-    if path.suffix.lower() == ".onnx":
-        return True
-    if path.suffix.lower() == ".pixclass":
-        return False
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False  # the bundle loader says what is wrong with the path
-    return len(head) == 9 and head[8:9] != b"{" and head[:1] in (b"\x08",)  # protobuf field 1 (ir_version)
 
 
 def _has_onnxruntime() -> bool:

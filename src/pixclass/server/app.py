@@ -151,8 +151,8 @@ class _State:
 
     async def _start_inference(self, predictor: Any) -> None:
         s, observe = self.settings, self.metrics.observe_batch
-        inference: Inference = (MicroBatcher(predictor.predict_batch, s.max_batch, s.max_wait_ms, observe)
-                                if s.micro_batching else DirectInference(predictor.predict_batch, on_batch=observe))
+        inference: Inference = (MicroBatcher(predictor.predict_arrays, s.max_batch, s.max_wait_ms, observe)
+                                if s.micro_batching else DirectInference(predictor.predict_arrays, on_batch=observe))
         await inference.start()
         self.inference, self.predictor = inference, predictor
         self.metrics.ready.set(1)
@@ -206,9 +206,9 @@ class _State:
             raise ApiError(400, "the client closed the connection during the upload", "bad_request") from None
         phase[0] = "decode"
         loop = asyncio.get_running_loop()
-        size = predictor.meta["input_size"]
-        decoded = await asyncio.gather(
-            *(loop.run_in_executor(self.decode_pool, _decode, u, size) for u in uploads), return_exceptions=True)
+        decoded = await asyncio.gather(  # decoded and preprocessed here, so inference only runs the model
+            *(loop.run_in_executor(self.decode_pool, predictor.array, u.data, u.name) for u in uploads),
+            return_exceptions=True)
         for u, img in zip(uploads, decoded):  # the first unreadable file in upload order is reported
             if isinstance(img, ImageReadError):
                 status, kind = (415, "not_an_image") if img.reason.startswith("not an image") else (422, "unreadable")
@@ -222,12 +222,6 @@ class _State:
     def model_summary(self) -> dict:
         p = self.predictor
         return {"arch": p.meta.get("arch"), "task": p.task, "classes": len(p.classes), "runtime": p.runtime}
-
-
-def _decode(upload: Upload, min_size: int) -> Any:
-    from pixclass.data.images import open_image
-
-    return open_image(upload.data, min_size=min_size, name=upload.name)
 
 
 def _add_error_handlers(app: FastAPI, state: _State) -> None:
