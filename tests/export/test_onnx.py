@@ -1,4 +1,4 @@
-"""ONNX export and the torch-free ONNX Runtime backend: same logits as torch, the description inside, crafted files refused.
+"""ONNX export and the torch-free ONNX Runtime backend: torch's logits, the description inside, crafted files refused.
 
 A real bundle (timm's tiny test model trained 2 epochs on colour classes, 32 px) is converted once;
 real photos (scikit-learn's sample photos, elpv solar cells) are the inputs. Crafted files are made
@@ -138,6 +138,15 @@ def test_efficientnet_lite0_at_224_px_agrees_with_torch_within_1e_4_on_real_phot
     expected = torch_logits(model, batch)
     assert np.abs(runtime.run(batch) - expected).max() < 1e-4
     assert np.abs(expected).max() > 0.1  # real logits, not a degenerate model
+
+
+def test_the_torch_export_based_exporter_gives_the_same_contract_and_logits(bundle, photos):
+    model, meta = load_bundle(bundle)
+    batch = photo_batch(photos, meta)
+
+    runtime = OnnxRuntime.from_bytes(onnx_bytes(model, meta, exporter="dynamo"), meta)
+
+    assert np.abs(runtime.run(batch) - torch_logits(model, batch)).max() < 1e-4
 
 
 def test_the_batch_is_dynamic_a_batch_of_five_gives_the_rows_of_five_batches_of_one(bundle, onnx_file, photos):
@@ -392,6 +401,19 @@ def run_folder(tmp_path_factory) -> Path:
     res = pixclass_cli("train", str(write_class_folders(root / "colours")), *TINY_TRAIN, "--out", str(run))
     assert res.returncode == 0, res.stderr
     return run
+
+
+@pytest.mark.slow  # two tiny trainings and an export in subprocesses: 20-70 s
+def test_training_afresh_with_overwrite_removes_the_old_runs_onnx_file(tmp_path):
+    run = tmp_path / "run"
+    res = pixclass_cli("train", str(write_class_folders(tmp_path / "colours")), *TINY_TRAIN, "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    assert pixclass_cli("export", str(run), "--onnx").returncode == 0
+
+    res = pixclass_cli("train", str(tmp_path / "colours"), *TINY_TRAIN, "--out", str(run), "--overwrite")
+
+    assert res.returncode == 0, res.stderr
+    assert (run / "model.pixclass").is_file() and not (run / "model.onnx").exists()  # never a stale model beside it
 
 
 def test_export_with_onnx_writes_model_onnx_beside_the_runs_bundle(run_folder):

@@ -127,7 +127,7 @@ def lr_find(
 
 @app.command()
 def export(
-    run: str = typer.Argument(..., help="A run directory made by `pixclass train` (with --onnx, also a .pixclass file)."),
+    run: str = typer.Argument(..., help="A run directory made by `pixclass train` (with --onnx: or a .pixclass)."),
     out: Optional[str] = typer.Option(None, help="Where to write the bundle (default RUN/model.pixclass); "
                                                  "--onnx writes the same name ending in .onnx."),
     onnx: bool = typer.Option(False, "--onnx", help="Also write RUN/model.onnx from RUN/model.pixclass: one "
@@ -138,7 +138,8 @@ def export(
     With --onnx the existing RUN/model.pixclass is converted as it is (no training data needed); it is
     written first when it is missing or --out names another file.
     """
-    from pixclass.export.onnx import BUNDLE_NAME, ONNX_SUFFIX, export_onnx
+    from pixclass.export.model_file import ONNX_SUFFIX
+    from pixclass.export.onnx import BUNDLE_NAME, export_onnx
     from pixclass.train import runfolder
     from pixclass.train.recipe import export_run
 

@@ -24,12 +24,12 @@ import torch
 
 from pixclass.errors import PixclassError
 from pixclass.export.bundle_meta import FORMAT, FORMAT_VERSION, validate_meta
+from pixclass.export.model_file import META_KEY, ONNX_SUFFIX
+from pixclass.export.onnx_runtime import INPUT, OUTPUT, OnnxRuntime
 from pixclass.files import atomic_write
 
-META_KEY = "pixclass"  # the metadata property holding the JSON description (the bundle's key too)
-INPUT, OUTPUT = "image", "logits"
-ONNX_SUFFIX = ".onnx"
 BUNDLE_NAME = "model.pixclass"  # what `pixclass train` writes in a run folder
+EXPORTERS = ("auto", "torchscript", "dynamo")  # torch's two ONNX exporters; see `onnx_bytes`
 # Opset 18: run by onnxruntime >= 1.14 (our floor is 1.20) and written by both torch exporters.
 OPSET = 18
 # save_onnx compares ONNX Runtime with torch on one batch before writing. Measured max |diff|:
@@ -38,15 +38,20 @@ OPSET = 18
 CHECK_TOLERANCE = 1e-3
 
 
-def onnx_bytes(model: torch.nn.Module, meta: dict[str, Any]) -> bytes:
+def onnx_bytes(model: torch.nn.Module, meta: dict[str, Any], exporter: str = "auto") -> bytes:
     """`model` as a serialized ONNX model carrying `meta` (a bundle description) as metadata.
 
     The graph is the eval-mode fp32 forward pass; `model` itself is left as it was (mode, dtype).
-    Exported by torch's TorchScript exporter (0.4-1.2 s for efficientnet_lite0 here), or by its
-    torch.export-based one (5.3-5.8 s) where the first is missing or fails.
+
+    Args:
+        model: the network (an `ImageClassifier`, or any module mapping (N, 3, S, S) to (N, n_out)).
+        meta: its bundle description (`bundle_meta` schema; the format fields are set here).
+        exporter: "auto" (below), "torchscript" or "dynamo". "auto" uses torch's TorchScript exporter,
+            deprecated but fast (0.4-1.2 s for efficientnet_lite0 here), and the torch.export-based
+            one (5.3-5.8 s; both give the same outputs within 1e-6) where the first is missing or fails.
 
     Raises:
-        PixclassError: `meta` is not a valid description, or neither exporter can export the model.
+        PixclassError: `meta` is not a valid description, or the model cannot be exported.
     """
     import onnx
 
@@ -55,7 +60,7 @@ def onnx_bytes(model: torch.nn.Module, meta: dict[str, Any]) -> bytes:
     fp32 = _fp32(model)
     x = torch.zeros(2, 3, size, size, device=next(fp32.parameters()).device)  # 2: a batch of 1 may become a constant
     with _eval_mode(fp32):
-        proto = _export(fp32, x, doc["arch"])
+        proto = _export(fp32, x, doc["arch"], exporter)
 
     model_proto = onnx.load_model_from_string(proto)
     del model_proto.metadata_props[:]
@@ -71,8 +76,6 @@ def save_onnx(path: str | Path, model: torch.nn.Module, meta: dict[str, Any]) ->
     compared with torch's on one batch: pixclass never writes an ONNX file it would refuse or that
     predicts differently.
     """
-    from pixclass.export.onnx_runtime import OnnxRuntime
-
     path = Path(path)
     doc = _document(meta, path)
     data = onnx_bytes(model, doc)
@@ -116,22 +119,30 @@ def _document(meta: dict[str, Any], where: str | Path) -> dict[str, Any]:
     return validate_meta(doc, where, next_step="not exported, as pixclass could not load it")
 
 
-def _export(model: torch.nn.Module, x: torch.Tensor, arch: str) -> bytes:
-    try:
-        return _export_torchscript(model, x)
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception:  # the legacy exporter is deprecated: missing in a future torch, or unable to trace
-        pass
+def _export(model: torch.nn.Module, x: torch.Tensor, arch: str, exporter: str) -> bytes:
+    if exporter not in EXPORTERS:
+        raise PixclassError(f"exporter must be one of {', '.join(EXPORTERS)}; got '{exporter}'")
+    if exporter != "dynamo":
+        try:
+            return _export_torchscript(model, x)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as err:  # deprecated: missing in a future torch, or unable to trace this model
+            if exporter == "torchscript":
+                raise _cannot_export(arch, err) from None
     try:
         return _export_dynamo(model, x)
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:
-        lines = str(err).strip().splitlines()
-        reason = f"{type(err).__name__}: {lines[0][:120]}" if lines else type(err).__name__
-        raise PixclassError(f"cannot export '{arch}' to ONNX ({reason}); predict with the .pixclass bundle "
-                            "(runtime='torch')") from None
+        raise _cannot_export(arch, err) from None
+
+
+def _cannot_export(arch: str, err: Exception) -> PixclassError:
+    lines = str(err).strip().splitlines()
+    reason = f"{type(err).__name__}: {lines[0][:120]}" if lines else type(err).__name__
+    return PixclassError(f"cannot export '{arch}' to ONNX ({reason}); predict with the .pixclass bundle "
+                         "(runtime='torch')")
 
 
 def _export_torchscript(model: torch.nn.Module, x: torch.Tensor) -> bytes:

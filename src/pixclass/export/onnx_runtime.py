@@ -21,8 +21,8 @@ import numpy as np
 
 from pixclass.errors import PixclassError
 from pixclass.export.bundle_meta import DAMAGED, decode_meta, validate_meta
+from pixclass.export.model_file import META_KEY
 
-META_KEY = "pixclass"  # the metadata property holding the JSON description (as in `onnx.py`)
 INPUT, OUTPUT = "image", "logits"
 STANDARD_DOMAINS = ("", "ai.onnx")  # the operators every ONNX runtime implements
 EXPORT_HINT = "export one with 'pixclass export RUN --onnx'"
@@ -59,22 +59,9 @@ class OnnxRuntime:
             PixclassError: one line naming the file: missing, not ONNX, not a pixclass model, damaged.
         """
         path = Path(path)
-        if not path.is_file():
-            raise PixclassError(f"model file '{path}' does not exist" if not path.exists()
-                                else f"model file '{path}' is not a file")
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise PixclassError(f"cannot read model file '{path}': {err.strerror or err}") from None
-        proto = _parse(data, path)
-        raw = [p.value for p in proto.metadata_props if p.key == META_KEY]
-        if not raw:
-            raise PixclassError(f"'{path}' is an ONNX model but not a pixclass model (no '{META_KEY}' metadata); "
-                                f"{EXPORT_HINT}")
-        if len(raw) > 1:
-            raise PixclassError(f"'{path}' holds {len(raw)} '{META_KEY}' descriptions, expected one; {DAMAGED}")
-        meta = decode_meta(raw[0], path, check_arch=False)
-        return cls._load(data, proto, meta, path, threads, device), meta
+        data = _read(path)
+        meta = _checked(data, path)
+        return cls._load(data, meta, path, threads, device), meta
 
     @classmethod
     def from_bytes(cls, data: bytes, meta: dict[str, Any], threads: int | None = None, device: str | None = None,
@@ -82,17 +69,15 @@ class OnnxRuntime:
         """Load serialized ONNX (e.g. `onnx.onnx_bytes` of a bundle) described by `meta`; `name` is
         what errors call it. The same checks as `from_file`, against `meta`."""
         validate_meta(meta, name, check_arch=False)
-        return cls._load(data, _parse(data, name), meta, name, threads, device)
+        _checked(data, name, meta)
+        return cls._load(data, meta, name, threads, device)
 
     @classmethod
-    def _load(cls, data: bytes, proto: Any, meta: dict[str, Any], where: str | Path, threads: int | None,
+    def _load(cls, data: bytes, meta: dict[str, Any], where: str | Path, threads: int | None,
               device: str | None) -> "OnnxRuntime":
-        _check_graph(proto, meta, where)
-        del proto  # the protobuf copy of the weights; ONNX Runtime keeps its own
         n = _threads(threads)
         dev, providers = _providers(device)
-        session = _session(data, providers, n, where)
-        runtime = cls(session, meta, dev, n)
+        runtime = cls(_session(data, providers, n, where), meta, dev, n)
         runtime._check_runs(where)
         return runtime
 
@@ -121,6 +106,39 @@ class OnnxRuntime:
 
 
 # -- reading and checking ------------------------------------------------------------------------
+
+def read_onnx_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated description of a pixclass `.onnx` file, after the checks `from_file` makes
+    before ONNX Runtime sees the file (no session is made)."""
+    path = Path(path)
+    return _checked(_read(path), path)
+
+
+def _read(path: Path) -> bytes:
+    if not path.is_file():
+        raise PixclassError(f"model file '{path}' does not exist" if not path.exists()
+                            else f"model file '{path}' is not a file")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise PixclassError(f"cannot read model file '{path}': {err.strerror or err}") from None
+
+
+def _checked(data: bytes, where: str | Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The description of serialized ONNX `data` (`meta` if given, else the file's own), after checking
+    the graph against it. The parsed protobuf (a copy of the weights) is dropped on return."""
+    proto = _parse(data, where)
+    if meta is None:
+        raw = [p.value for p in proto.metadata_props if p.key == META_KEY]
+        if not raw:
+            raise PixclassError(f"'{where}' is an ONNX model but not a pixclass model (no '{META_KEY}' metadata); "
+                                f"{EXPORT_HINT}")
+        if len(raw) > 1:
+            raise PixclassError(f"'{where}' holds {len(raw)} '{META_KEY}' descriptions, expected one; {DAMAGED}")
+        meta = decode_meta(raw[0], where, check_arch=False)
+    _check_graph(proto, meta, where)
+    return meta
+
 
 def _parse(data: bytes, where: str | Path) -> Any:
     """The ModelProto of `data`; named refusals for the files people mistake for ONNX."""
@@ -257,7 +275,10 @@ def _external(tensor: Any) -> bool:
 def _threads(threads: int | None) -> int:
     """Intra-op threads: `threads`, or every core this process may use.
 
-    Measured for efficientnet_lite0 at 224 px on this 2-core machine: see `THREADS_MEASURED`.
+    efficientnet_lite0, 224 px, this 2-core machine, median batch 1 / batch 32: idle, 2 threads (the serving
+    issue's figure) 2.5-3.3 ms; shared with other work (load 3-4), 1 thread 6.0 ms / 124 img/s and 2 threads
+    6.3 ms / 102 img/s; at load ~9, 1 thread 22 ms / 27-46 img/s and 2 threads 15 ms / 45 img/s.
+    Pass `threads=1` on a machine whose cores are busy with other work.
     """
     if threads is None:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -289,6 +310,11 @@ def _session(data: bytes, providers: list, threads: int, where: str | Path) -> A
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle pool threads sleep instead of spinning. lite0, batch 1, 2 threads, on this 2-core machine
+    # shared with other work: spinning cost 12-14 ms of CPU per image against 6.5-7 ms sleeping, and
+    # its median latency was 12.6 ms against 6.3 (load 3.5), 38 ms against 15 (load 9). The server
+    # decodes and runs several batches at once: spinning threads would take their cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: no warnings on the user's terminal
     # The bytes were checked as ONNX protobuf: never let them be read as ORT's flatbuffer format.

@@ -27,7 +27,7 @@ MARKER = ".pixclass-run"
 LOCK = ".pixclass-lock"
 # What a run writes: an `overwrite` removes these (and only these) before a fresh run.
 RUN_OUTPUTS = ("checkpoints", "plots", "config.json", "history.csv", "summary.json", "probe.json",
-               "model.pixclass", MARKER)
+               "model.pixclass", "model.onnx", MARKER)
 
 
 def is_run(folder: Path) -> bool:
