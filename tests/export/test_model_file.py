@@ -10,7 +10,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from imagefiles import SIZE
 from pixclass import ImageData
@@ -30,12 +29,17 @@ def bundle(tmp_path_factory) -> Path:
     return trained(data, root).export(root / "colours.pixclass")
 
 
-def onnx_file(path: Path, props: dict[str, str]) -> Path:
-    """A one-node ONNX model (Identity) with the given metadata properties."""
-    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
-    model = helper.make_model(graph)
+@pytest.fixture(scope="module")
+def exported(bundle) -> Path:
+    from pixclass.export.onnx import export_onnx
+
+    return export_onnx(bundle)
+
+
+def onnx_file(path: Path, props: dict[str, str], source: Path) -> Path:
+    """The exported ONNX model `source` with its metadata properties replaced by `props`."""
+    model = onnx.load(str(source))
+    del model.metadata_props[:]
     for k, v in props.items():
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, str(path))
@@ -54,24 +58,24 @@ def test_reading_a_description_does_not_import_torch(bundle):
     assert res.stdout.strip() == "test_efficientnet NO-TORCH", res.stderr
 
 
-def test_an_onnx_files_pixclass_property_is_its_description(bundle, tmp_path):
+def test_an_onnx_files_pixclass_property_is_its_description(bundle, exported, tmp_path):
     meta = read_meta(bundle)
 
-    path = onnx_file(tmp_path / "m.onnx", {"pixclass": json.dumps(meta), "other": "x"})
+    path = onnx_file(tmp_path / "m.onnx", {"pixclass": json.dumps(meta), "other": "x"}, exported)
 
     assert read_model_meta(path) == meta
 
 
-def test_an_onnx_file_without_a_description_is_one_clear_error(tmp_path):
-    path = onnx_file(tmp_path / "plain.onnx", {})
+def test_an_onnx_file_without_a_description_is_one_clear_error(exported, tmp_path):
+    path = onnx_file(tmp_path / "plain.onnx", {}, exported)
 
-    with pytest.raises(PixclassError, match="is an ONNX model but not one pixclass exported"):
+    with pytest.raises(PixclassError, match="is an ONNX model but not a pixclass model \\(no 'pixclass' metadata\\); export one with"):
         read_model_meta(path)
 
 
-def test_a_damaged_onnx_description_is_refused_like_a_bundles(bundle, tmp_path):
+def test_a_damaged_onnx_description_is_refused_like_a_bundles(bundle, exported, tmp_path):
     meta = {**read_meta(bundle), "input_size": 30000}
-    path = onnx_file(tmp_path / "big.onnx", {"pixclass": json.dumps(meta)})
+    path = onnx_file(tmp_path / "big.onnx", {"pixclass": json.dumps(meta)}, exported)
 
     with pytest.raises(PixclassError, match="field 'input_size' is 30000, expected an integer from 16 to 1024"):
         read_model_meta(path)
@@ -80,7 +84,7 @@ def test_a_damaged_onnx_description_is_refused_like_a_bundles(bundle, tmp_path):
 def test_a_file_that_is_no_onnx_model_is_one_clear_error(tmp_path):
     (tmp_path / "page.onnx").write_text("<html>not found</html>")
 
-    with pytest.raises(PixclassError, match="is not an ONNX model; export one with 'pixclass export RUN --onnx'"):
+    with pytest.raises(PixclassError, match="is not an ONNX model \\(unreadable protobuf.*; export one with 'pixclass export RUN --onnx'"):
         read_model_meta(tmp_path / "page.onnx")
 
 
@@ -89,9 +93,8 @@ def test_a_missing_file_is_one_clear_error(tmp_path):
         read_model_meta(tmp_path / "gone.onnx")
 
 
-def test_a_model_file_without_a_known_suffix_is_recognised_by_its_content(bundle, tmp_path):
-    as_onnx = onnx_file(tmp_path / "m.onnx", {"pixclass": json.dumps(read_meta(bundle))})
-    shutil.copy(as_onnx, tmp_path / "model_a")
+def test_a_model_file_without_a_known_suffix_is_recognised_by_its_content(bundle, exported, tmp_path):
+    shutil.copy(exported, tmp_path / "model_a")
     shutil.copy(bundle, tmp_path / "model_b")
 
     assert (is_onnx_file(tmp_path / "model_a"), is_onnx_file(tmp_path / "model_b")) == (True, False)

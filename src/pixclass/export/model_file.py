@@ -37,7 +37,9 @@ def read_model_meta(path: str | Path, check_arch: bool = False) -> dict[str, Any
     """
     path = Path(path)
     if is_onnx_file(path):
-        return _read_onnx_meta(path)
+        from pixclass.export.onnx_runtime import read_onnx_meta  # the same checks a load makes
+
+        return read_onnx_meta(path)
     return read_bundle_header(path, check_arch)[0]
 
 
@@ -82,26 +84,6 @@ def safetensors_errors(message: str) -> Iterator[None]:
         raise
     except BaseException:  # SafetensorError, OSError, and a Rust panic (pyo3's PanicException is a BaseException)
         raise PixclassError(message) from None
-
-
-def _read_onnx_meta(path: Path) -> dict[str, Any]:
-    import onnx
-
-    if not path.is_file():
-        raise PixclassError(f"model file '{path}' does not exist")
-    try:
-        # The whole protobuf is parsed (the weights of a lite0 are 13 MB: milliseconds); weights in
-        # external files are not read.
-        model = onnx.load(str(path), load_external_data=False)
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception:  # DecodeError and friends: the file is not an ONNX model
-        raise PixclassError(f"'{path}' is not an ONNX model; export one with 'pixclass export RUN --onnx'") from None
-    raw = next((p.value for p in model.metadata_props if p.key == META_KEY), None)
-    if raw is None:
-        raise PixclassError(f"'{path}' is an ONNX model but not one pixclass exported (no 'pixclass' metadata); "
-                            f"export one with 'pixclass export RUN --onnx'")
-    return decode_meta(raw, path, check_arch=False)
 
 
 def info_lines(meta: dict[str, Any], path: str | Path) -> list[str]:
