@@ -82,4 +82,4 @@ def test_the_exported_pixclass_and_onnx_files_reproduce_the_reported_accuracy_ex
                            (run / "model.onnx", "auto")]:
         preds = [p for _, p, _ in load_model(model, runtime=runtime).predict_many([paths[i] for i in valid])]
         correct = sum(p.label == labels[i] for p, i in zip(preds, valid))
-        assert correct / len(valid) == pytest.approx(reported, abs=1e-9), (model.name, runtime)
+        assert correct == round(reported * len(valid)), (model.name, runtime)  # the same count of right answers
