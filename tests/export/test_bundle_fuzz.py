@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from test_bundle import with_edited_meta
-from test_bundle_meta import (Touch, bundle, description, drop_field, image, join_safetensors,  # noqa: F401
+from test_bundle_meta import (Touch, description, drop_field, image, join_safetensors,  # noqa: F401
                               set_field, split_safetensors, tensors, with_description_text,
                               with_edited_tensors)
 

@@ -27,28 +27,19 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from imagefiles import SIZE, TINY_ARCH, write_class_folders
-from pixclass import ImageData, load_model
+from imagefiles import TINY_ARCH
+from pixclass import load_model
 from pixclass.errors import PixclassError
 from pixclass.export.bundle import read_meta, save_bundle
 from pixclass.export.bundle_meta import HEAD, MAX_CLASSES, MAX_INPUT_SIZE, MAX_WIDTH, validate_meta
 from pixclass.models.backbones import build_model
 from pixclass.models.head import HeadConfig
-from test_bundle import trained, with_edited_meta
+from test_bundle import with_edited_meta
 
 GB = 1024**3
 
 
 # -- helpers shared with test_bundle_fuzz.py ------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    """A real bundle: timm's tiny test model trained 2 epochs on 3 colour classes (blue, green, red)."""
-    root = tmp_path_factory.mktemp("bundle")
-    data = ImageData.from_folder(write_class_folders(root / "colours"), valid_pct=0.25, seed=0, size=SIZE,
-                                 bs=6, num_workers=0)
-    return trained(data, root).export(root / "colours.pixclass")
-
 
 @pytest.fixture(scope="module")
 def image(bundle: Path) -> Path:

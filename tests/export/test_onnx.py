@@ -24,29 +24,18 @@ import torch
 from PIL import Image, ImageOps
 
 from imagefiles import SIZE, TINY_ARCH, write_class_folders
-from pixclass import ImageData
 from pixclass.errors import PixclassError
 from pixclass.export.bundle import load_bundle, read_meta
 from pixclass.export.onnx import export_onnx, onnx_bytes, save_onnx
 from pixclass.export.onnx_runtime import OnnxRuntime
 from pixclass.models.backbones import build_model
 from pixclass.train.runfolder import RunLock
-from test_bundle import trained
 
 TINY_TRAIN = ["--arch", TINY_ARCH, "--no-pretrained", "--size", str(SIZE), "--bs", "8", "--workers", "0",
               "--epochs", "1", "--unfreeze-epochs", "0"]
 
 
 # -- fixtures ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    """A real bundle: the tiny test model trained 2 epochs on 3 colour classes (blue, green, red)."""
-    root = tmp_path_factory.mktemp("bundle")
-    data = ImageData.from_folder(write_class_folders(root / "colours"), valid_pct=0.25, seed=0, size=SIZE,
-                                 bs=6, num_workers=0)
-    return trained(data, root).export(root / "colours.pixclass")
-
 
 @pytest.fixture(scope="module")
 def onnx_file(bundle: Path) -> Path:
