@@ -1,4 +1,4 @@
-"""The baseline `bench_serve.py` measures `pixclass serve` against: one request, one forward pass.
+"""The baseline `bench_serve_load.py` measures `pixclass serve` against: one request, one forward pass.
 
 The shape of fastai's deploy example (an `async` route that reads the upload, opens it with PIL,
 runs the model once and answers JSON; no batching, one uvicorn worker), on plain torch: the model

@@ -2,8 +2,8 @@
 
 Both servers run the same `.pixclass` model (efficientnet_lite0, the bundle `bench_predict.py`
 uses) on 127.0.0.1, one at a time, each in its own process group:
-- `pixclass`: `python -m pixclass serve MODEL --host 127.0.0.1 --port P` (defaults: runtime auto,
-  micro-batching);
+- `pixclass`: `python -m pixclass serve MODEL --host 127.0.0.1 --port P` (its defaults:
+  runtime auto = ONNX Runtime; micro-batching as `ServerSettings` sets it);
 - `baseline`: `benchmarks/baseline_app.py` under uvicorn, 1 worker: an `async` route, PIL open,
   transform, one torch fp32 forward per request (the shape of fastai's deploy example);
 - `baseline_cl`: the same app with `channels_last` (a stronger baseline, for reference).
@@ -18,9 +18,9 @@ Then, against pixclass only, while a background load of normal requests runs: up
 server's per-file and per-request limits, and a decompression bomb (a valid PNG whose header
 declares 20000×20000 pixels, ~0.4 MB compressed). They must get 413/422, the background load
 must see no errors, and the server must answer normal requests afterwards; the server's peak RSS
-is recorded. Writes `results/serve.json` and `results/serve.md`; prints the target (never asserts).
+is recorded. Writes `results/serve-load.json` and `results/serve-load.md`; prints the target (never asserts).
 
-    .venv/bin/python benchmarks/bench_serve.py [--model M.pixclass] [--requests 2000] [--concurrency 16]
+    .venv/bin/python benchmarks/bench_serve_load.py [--model M.pixclass] [--requests 2000] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def markdown(result: dict) -> str:
              f"{result['files']} distinct), {result['concurrency']} concurrent clients, 127.0.0.1, "
              f"{result['cpus']} CPUs, load average {result['load_average_before'][0]:.2f} at start.", "",
              "| server | requests/s | p50 ms | p99 ms | errors | peak RSS MB |", "|---|---|---|---|---|---|"]
-    names = {"pixclass": "`pixclass serve` (runtime auto, micro-batching)",
+    names = {"pixclass": "`pixclass serve` (its defaults)",
              "baseline": "one request, one torch forward (fastai deploy shape)",
              "baseline_cl": "the same with `channels_last`"}
     for key, label in names.items():
@@ -361,10 +361,10 @@ def main() -> None:
         if "baseline_cl" in srv:
             result["summary"]["rps_ratio_vs_channels_last"] = round(srv["pixclass"]["rps"] / srv["baseline_cl"]["rps"], 2)
     result["load_average_after"] = os.getloadavg()
-    (RESULTS / "serve.json").write_text(json.dumps(result, indent=1))
+    (RESULTS / "serve-load.json").write_text(json.dumps(result, indent=1))
     if "summary" in result:
         table = markdown(result)
-        (RESULTS / "serve.md").write_text(table)
+        (RESULTS / "serve-load.md").write_text(table)
         print(table)
 
 
