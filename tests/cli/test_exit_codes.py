@@ -35,12 +35,14 @@ def test_a_user_error_is_one_line_on_stderr_and_exits_1(tmp_path: Path):
 
 
 def test_ctrl_c_during_training_exits_130_with_one_line_saying_how_to_resume(class_folders: Path, tmp_path: Path):
-    from faults.killer import run_and_signal
+    from faults.killer import run_and_signal_when
 
     run = tmp_path / "run"
-    # Many epochs: the run is still training when the signal comes.
+    # Many epochs: the run is still training when the signal comes, once an epoch is saved (a
+    # fixed delay was too short on a loaded machine: Ctrl-C came before the first epoch ended).
     args = ["train", str(class_folders), *TINY, "--epochs", "400", "--unfreeze-epochs", "0", "--out", str(run)]
-    out = run_and_signal(args, delay=8.0, sig=signal.SIGINT, timeout=60)
+    out = run_and_signal_when(args, lambda: (run / "checkpoints" / "last.json").is_file(), signal.SIGINT,
+                              wait_limit=120, timeout=60)
     assert out.signalled and out.returncode == 130, out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("pixclass: ") and f"pixclass train --resume {run}" in last
