@@ -11,29 +11,18 @@ from pathlib import Path
 import onnx
 import pytest
 
-from imagefiles import SIZE
-from pixclass import ImageData
 from pixclass.errors import PixclassError
 from pixclass.export.bundle import read_meta
 from pixclass.export.model_file import MAX_CLASSES_SHOWN, info_lines, is_onnx_file, read_model_meta
-from test_bundle import trained, with_edited_meta
+from test_bundle import with_edited_meta
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    from imagefiles import write_class_folders
-
-    root = tmp_path_factory.mktemp("model_file")
-    data = ImageData.from_folder(write_class_folders(root / "data", 4), valid_pct=0.25, seed=0, size=SIZE, bs=6,
-                                 num_workers=0)
-    return trained(data, root).export(root / "colours.pixclass")
-
-
-@pytest.fixture(scope="module")
-def exported(bundle) -> Path:
+def exported(bundle, tmp_path_factory) -> Path:
+    """The shared bundle (tests/export/conftest.py) exported to ONNX."""
     from pixclass.export.onnx import export_onnx
 
-    return export_onnx(bundle)
+    return export_onnx(bundle, tmp_path_factory.mktemp("model_file") / "colours.onnx")
 
 
 def onnx_file(path: Path, props: dict[str, str], source: Path) -> Path:
