@@ -184,3 +184,10 @@ def test_from_learner_interprets_the_validation_predictions(learn, tmp_path):
     assert interp.losses() == pytest.approx((-probs[torch.arange(len(y)), y].log()).numpy(), abs=1e-6)
     interp.plot_top_losses(4, tmp_path / "top.png")
     assert (tmp_path / "top.png").read_bytes()[:8] == PNG
+
+
+def test_learn_interpret_is_the_interpretation_from_the_learner(learn):
+    interp = learn.interpret()
+
+    assert interp.confusion_matrix().tolist() == Interpretation.from_learner(learn).confusion_matrix().tolist()
+    assert interp.top_losses() == Interpretation.from_learner(learn).top_losses()

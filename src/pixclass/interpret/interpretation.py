@@ -210,6 +210,8 @@ class Interpretation:
             except ImageReadError:
                 ax.text(0.5, 0.5, f"unreadable:\n{self.paths[i].name}", ha="center", va="center", fontsize=8)
             ax.set_title(self._title(i, loss), fontsize=8)
+        legend = "actual/predicted/loss" + ("/probability of actual" if self.task == "single" else "")
+        fig.suptitle(legend, fontsize=9)
         fig.tight_layout()
         return _saved(fig, path)
 

@@ -366,6 +366,12 @@ class Learner:
 
         return export_learner(self, Path(path) if path else self.path / "model.pixclass")
 
+    def interpret(self, split: str = "valid"):
+        """`Interpretation.from_learner(self, split)`: confusion matrix, top losses, per-class scores."""
+        from pixclass.interpret import Interpretation  # lazy: interpret sits above train, never imported by it
+
+        return Interpretation.from_learner(self, split)
+
     def __repr__(self) -> str:
         state = "frozen" if self.model.is_frozen else f"frozen to group {self.model.frozen_groups}"
         return f"Learner({self.arch}, {self.data!r}, {state}, device={self.device.type})"
