@@ -41,3 +41,17 @@ def test_interpret_of_a_folder_that_is_not_a_run_says_so_in_one_line(tmp_path):
 
     assert res.returncode == 1
     assert res.stderr.strip() == f"pixclass: cannot interpret '{tmp_path}': it is not a training run (no config.json)"
+
+
+def test_interpret_of_a_multi_label_run_gives_the_table_per_tag_and_no_pairs(planet_csv, tmp_path):
+    train = run_cli("train", str(planet_csv), "--folder", "train-jpg", "--label-delim", " ", *TINY, "--epochs", "1",
+                    "--unfreeze-epochs", "0", "--lr", "1e-2", "--out", str(tmp_path / "run"))
+    assert train.returncode == 0, train.stderr
+
+    res = run_cli("interpret", str(tmp_path / "run"))
+
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:5]] == ["blue", "clear", "red", "plots:"]
+    for name in ("confusion.png", "confusion_normalized.png", "top_losses.png"):
+        assert (tmp_path / "run" / "interpret" / name).read_bytes()[:8] == PNG, name
