@@ -178,32 +178,52 @@ def hamming(x: int, y: int) -> int:
 
 
 def near_pairs(hashes: Sequence[int], max_distance: int) -> list[tuple[int, int, int]]:
-    """Every (i, j, distance) with i < j and `hamming(hashes[i], hashes[j]) <= max_distance`.
+    """Every (i, j, distance) with i < j and `hamming(hashes[i], hashes[j]) <= max_distance`, sorted.
 
     A multi-index search (module docstring): no N × N comparison. Hashes are 64-bit ints.
     """
-    if not hashes:
+    import numpy as np
+
+    n = len(hashes)
+    if n < 2:
         return []
-    masks = _block_masks(*_choose_blocks(len(hashes), max_distance))
-    seen: set[tuple[int, int]] = set()
-    out: list[tuple[int, int, int]] = []
-    for mask in masks:
-        buckets: dict[int, list[int]] = defaultdict(list)
-        for i, h in enumerate(hashes):
-            buckets[h & mask].append(i)
-        for members in buckets.values():
-            if len(members) < 2:
-                continue
-            for x, i in enumerate(members):
-                hi = hashes[i]
-                for j in members[x + 1:]:
-                    if (i, j) in seen:
-                        continue
-                    distance = (hi ^ hashes[j]).bit_count()
-                    if distance <= max_distance:
-                        seen.add((i, j))
-                        out.append((i, j, distance))
-    return sorted(out)
+    values = np.array(hashes, dtype=np.uint64)
+    index = np.arange(n)
+    found_i, found_j, found_d = [], [], []
+    for mask in _block_masks(*_choose_blocks(n, max_distance)):
+        keys = values & np.uint64(mask)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        end = np.repeat(starts + sizes, sizes)  # (n,) one past the last member of each one's bucket
+        # Compare each member with the one `step` places later in its bucket: every pair in a bucket
+        # exactly once, and only members with someone that far ahead stay in `at`.
+        at = index[end - index > 1]
+        step = 1
+        while at.size:
+            i, j = order[at], order[at + step]
+            distance = _popcount(values[i] ^ values[j])
+            near = distance <= max_distance
+            found_i.append(np.minimum(i, j)[near])
+            found_j.append(np.maximum(i, j)[near])
+            found_d.append(distance[near])
+            step += 1
+            at = at[end[at] - at > step]
+    if not found_i:
+        return []
+    pair_ids, first = np.unique(np.concatenate(found_i) * n + np.concatenate(found_j), return_index=True)
+    distances = np.concatenate(found_d)[first]
+    return [(int(p // n), int(p % n), int(d)) for p, d in zip(pair_ids, distances)]
+
+
+def _popcount(x):  # noqa: ANN001, ANN202 - a numpy uint64 array in, an int array out
+    import numpy as np
+
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(x).astype(np.int64)
+    table = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)
+    return table[x.view(np.uint8).reshape(-1, 8)].sum(axis=1)
 
 
 def _choose_blocks(n: int, d: int) -> tuple[int, int]:
