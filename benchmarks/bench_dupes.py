@@ -21,6 +21,7 @@ import platform
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def brute_force(hashes: list[int], d: int) -> set[tuple[int, int]]:
     return found
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:  # noqa: ANN001
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -78,13 +79,13 @@ def main() -> None:
     last_brute: tuple[int, float] | None = None
     for n in args.sizes:
         hashes, planted = make_hashes(n, d, seed=n)
-        seconds, pairs = timed(lambda: near_pairs(hashes, d), args.repeat)
+        seconds, pairs = timed(lambda hashes=hashes: near_pairs(hashes, d), args.repeat)
         found = {(i, j) for i, j, _ in pairs}
         row = {"n": n, "max_distance": d, "blocks_agreeing": list(_choose_blocks(n, d)),
                "multi_index_s": round(seconds, 4), "pairs": len(found), "planted": len(planted),
                "recall": len(planted & found) / len(planted)}
         if n <= BRUTE_FORCE_MAX:
-            brute_s, brute = timed(lambda: brute_force(hashes, d), 1)
+            brute_s, brute = timed(lambda hashes=hashes: brute_force(hashes, d), 1)
             row |= {"brute_force_s": round(brute_s, 4), "equals_brute_force": brute == found}
             last_brute = (n, brute_s)
         elif last_brute is not None:

@@ -28,9 +28,12 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pixclass.collect.workers import map_in_workers
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Hamming distance (of 64 bits) up to which two pictures count as near copies. Measured with
 # `open_image` + `imagehash.phash` on scikit-learn's china/flower photos, 8 quadrant crops of them
@@ -217,12 +220,13 @@ def near_pairs(hashes: Sequence[int], max_distance: int) -> list[tuple[int, int,
     return [(int(p // n), int(p % n), int(d)) for p, d in zip(pair_ids, distances)]
 
 
-def _popcount(x):  # noqa: ANN001, ANN202 - a numpy uint64 array in, an int array out
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 in `x`, as int64."""
     import numpy as np
 
     if hasattr(np, "bitwise_count"):  # numpy >= 2.0
         return np.bitwise_count(x).astype(np.int64)
-    table = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)
+    table = np.array([v.bit_count() for v in range(256)], dtype=np.int64)
     return table[x.view(np.uint8).reshape(-1, 8)].sum(axis=1)
 
 
