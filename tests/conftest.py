@@ -53,3 +53,21 @@ def broken_files(tmp_path: Path) -> dict[str, Path]:
     truncated = root / "truncated.jpg"
     truncated.write_bytes(jpeg_bytes(size=64)[:600])
     return {"empty": empty, "html": html, "truncated": truncated}
+
+
+@pytest.fixture(scope="session")
+def colour_learner(tmp_path_factory):
+    """timm's tiny test model trained 2 epochs (seeded) on the colour folders, once per session.
+
+    Shared: tests read its predictions and export it, never train it further."""
+    from imagefiles import SIZE, TINY_ARCH
+    from pixclass import ImageData, Learner
+    from pixclass.train.checkpoint import seed_everything
+
+    tmp = tmp_path_factory.mktemp("colour_learner")
+    data = ImageData.from_folder(write_class_folders(tmp / "colours"), valid_pct=0.25, seed=0, size=SIZE,
+                                 bs=6, num_workers=0)
+    seed_everything(0)
+    learn = Learner(data, arch=TINY_ARCH, pretrained=False, path=tmp / "run", progress=False)
+    learn.fit_one_cycle(2, lr=1e-2)
+    return learn

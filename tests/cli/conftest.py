@@ -42,3 +42,19 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     """Run `python -m pixclass ARGS` and capture its output."""
     return subprocess.run([sys.executable, "-m", "pixclass", *args], check=False, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A run of `pixclass train` on colour folders (3 classes, 32 px), trained once per session.
+
+    Shared by the tests of the verbs that use a finished run (predict, info, interpret): they add
+    files to it (model.onnx, interpret/) but never change what training wrote."""
+    from imagefiles import write_class_folders
+
+    root = tmp_path_factory.mktemp("cli_run")
+    data = write_class_folders(root / "data", 6)
+    res = run_cli("train", str(data), *TINY, "--epochs", "3", "--unfreeze-epochs", "0", "--lr", "1e-2",
+                  "--out", str(root / "run"))
+    assert res.returncode == 0, res.stderr
+    return root / "run"

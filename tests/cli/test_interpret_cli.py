@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import pytest
 
-from imagefiles import write_class_folders
 
 from .conftest import TINY, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A run of `pixclass train` on colour folders (3 classes, 32 px)."""
-    root = tmp_path_factory.mktemp("cli_interpret")
-    data = write_class_folders(root / "data", 6)
-    res = run_cli("train", str(data), *TINY, "--epochs", "2", "--unfreeze-epochs", "0", "--lr", "1e-2",
-                  "--out", str(root / "run"))
-    assert res.returncode == 0, res.stderr
-    return root / "run"
-
-
-def test_interpret_prints_the_per_class_table_and_writes_the_plots(run_dir):
-    res = run_cli("interpret", str(run_dir), "--top-losses", "4")
+def test_interpret_prints_the_per_class_table_and_writes_the_plots(trained_run):
+    res = run_cli("interpret", str(trained_run), "--top-losses", "4")
 
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
@@ -33,7 +19,7 @@ def test_interpret_prints_the_per_class_table_and_writes_the_plots(run_dir):
     assert [line.split()[0] for line in lines[1:4]] == ["blue", "green", "red"]
     assert any(line.startswith(("most confused", "no wrong pair")) for line in lines)
     for name in ("confusion.png", "confusion_normalized.png", "top_losses.png"):
-        assert (run_dir / "interpret" / name).read_bytes()[:8] == PNG, name
+        assert (trained_run / "interpret" / name).read_bytes()[:8] == PNG, name
 
 
 def test_interpret_of_a_folder_that_is_not_a_run_says_so_in_one_line(tmp_path):

@@ -10,22 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from imagefiles import save_image, write_class_folders
+from imagefiles import save_image
 from pixclass.cli import main
 from pixclass.export.model_file import read_model_meta
 
-from .conftest import TINY, run_cli
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A run of `pixclass train` on colour folders (3 classes, 32 px)."""
-    root = tmp_path_factory.mktemp("cli_predict")
-    data = write_class_folders(root / "data", 6)
-    res = run_cli("train", str(data), *TINY, "--epochs", "3", "--unfreeze-epochs", "0", "--lr", "1e-2",
-                  "--out", str(root / "run"))
-    assert res.returncode == 0, res.stderr
-    return root / "run"
+from .conftest import run_cli
 
 
 @pytest.fixture
@@ -47,8 +36,8 @@ def pixclass(capsys, *args: str) -> tuple[int, str, str]:
     return exit_.value.code, out.out, out.err
 
 
-def test_predict_prints_one_line_per_image_and_the_summary_on_stderr(run_dir, photos, capsys):
-    code, out, err = pixclass(capsys, "predict", run_dir / "model.pixclass", photos)
+def test_predict_prints_one_line_per_image_and_the_summary_on_stderr(trained_run, photos, capsys):
+    code, out, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos)
 
     assert code == 0
     lines = out.splitlines()
@@ -60,10 +49,10 @@ def test_predict_prints_one_line_per_image_and_the_summary_on_stderr(run_dir, ph
     assert err.splitlines()[1] == "1 file(s) could not be read; run 'pixclass verify' on their folder"
 
 
-def test_predict_with_csv_writes_every_file_and_prints_only_the_summary(run_dir, photos, tmp_path, capsys):
+def test_predict_with_csv_writes_every_file_and_prints_only_the_summary(trained_run, photos, tmp_path, capsys):
     out_csv = tmp_path / "preds.csv"
 
-    code, out, err = pixclass(capsys, "predict", run_dir / "model.pixclass", photos, "--csv", out_csv, "--top-k", "2")
+    code, out, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos, "--csv", out_csv, "--top-k", "2")
 
     assert code == 0 and out == ""
     rows = list(csv.DictReader(out_csv.open(newline="", encoding="utf-8")))
@@ -74,10 +63,10 @@ def test_predict_with_csv_writes_every_file_and_prints_only_the_summary(run_dir,
     assert err.splitlines()[-1] == f"wrote 4 row(s) to {out_csv}"
 
 
-def test_sort_into_with_move_then_again_moves_each_file_once(run_dir, photos, tmp_path, capsys):
+def test_sort_into_with_move_then_again_moves_each_file_once(trained_run, photos, tmp_path, capsys):
     sorted_dir = tmp_path / "sorted"
 
-    code, out, err = pixclass(capsys, "predict", run_dir / "model.pixclass", photos, "--sort-into", sorted_dir,
+    code, out, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos, "--sort-into", sorted_dir,
                               "--move", "--no-lines")
 
     assert code == 0 and out == ""
@@ -86,46 +75,46 @@ def test_sort_into_with_move_then_again_moves_each_file_once(run_dir, photos, tm
     assert "sorted into " + str(sorted_dir) + ": 3 moved" in err.splitlines()
     assert "they were left where they are" in err
 
-    code, out, err = pixclass(capsys, "predict", run_dir / "model.pixclass", photos, sorted_dir, "--sort-into",
+    code, out, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos, sorted_dir, "--sort-into",
                               sorted_dir, "--move")
 
     assert code == 0 and "sorted into " + str(sorted_dir) + ": 3 already there" in err.splitlines()
     assert len([p for p in sorted_dir.rglob("*") if p.is_file()]) == 3
 
 
-def test_min_prob_one_sends_everything_to_unsure(run_dir, photos, tmp_path, capsys):
-    code, out, _ = pixclass(capsys, "predict", run_dir / "model.pixclass", photos / "red.jpg", "--sort-into",
+def test_min_prob_one_sends_everything_to_unsure(trained_run, photos, tmp_path, capsys):
+    code, out, _ = pixclass(capsys, "predict", trained_run / "model.pixclass", photos / "red.jpg", "--sort-into",
                             tmp_path / "sorted", "--min-prob", "1")
 
     assert code == 0 and out.endswith(f" -> {tmp_path / 'sorted' / '_unsure' / 'red.jpg'}\n")
     assert [p.name for p in (tmp_path / "sorted" / "_unsure").iterdir()] == ["red.jpg"]
 
 
-def test_move_without_sort_into_is_one_line_and_exit_code_1(run_dir, photos, capsys):
-    code, out, err = pixclass(capsys, "predict", run_dir / "model.pixclass", photos, "--move")
+def test_move_without_sort_into_is_one_line_and_exit_code_1(trained_run, photos, capsys):
+    code, out, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos, "--move")
 
     assert code == 1 and err == "pixclass: --move only applies with --sort-into DIR\n"
 
 
-def test_a_csv_that_is_not_ours_is_refused_and_kept(run_dir, photos, tmp_path, capsys):
+def test_a_csv_that_is_not_ours_is_refused_and_kept(trained_run, photos, tmp_path, capsys):
     labels = tmp_path / "labels.csv"
     labels.write_text("file,label\n")
 
-    code, _, err = pixclass(capsys, "predict", run_dir / "model.pixclass", photos, "--csv", labels)
+    code, _, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos, "--csv", labels)
 
     assert code == 1 and "exists and is not a predictions CSV" in err and labels.read_text() == "file,label\n"
 
 
 # -- info ----------------------------------------------------------------------------------------
 
-def test_info_prints_what_the_model_is(run_dir, capsys):
+def test_info_prints_what_the_model_is(trained_run, capsys):
     import pixclass as pkg
 
-    code, out, _ = pixclass(capsys, "info", run_dir / "model.pixclass")
+    code, out, _ = pixclass(capsys, "info", trained_run / "model.pixclass")
 
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith(f"file: {run_dir / 'model.pixclass'} (pixclass bundle, format 1, ")
+    assert lines[0].startswith(f"file: {trained_run / 'model.pixclass'} (pixclass bundle, format 1, ")
     assert lines[1:6] == ["arch: test_efficientnet", "task: single-label classification",
                           "classes: 3: blue, green, red", "input: 32x32 px, shorter-side-then-center-crop",
                           "normalization: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]"]
@@ -134,15 +123,15 @@ def test_info_prints_what_the_model_is(run_dir, capsys):
     assert lines[-2:] == ["weights: random init", f"pixclass version: {pkg.__version__}"]
 
 
-def test_info_json_is_the_models_description(run_dir, capsys):
-    code, out, _ = pixclass(capsys, "info", run_dir / "model.pixclass", "--json")
+def test_info_json_is_the_models_description(trained_run, capsys):
+    code, out, _ = pixclass(capsys, "info", trained_run / "model.pixclass", "--json")
 
-    assert code == 0 and json.loads(out) == read_model_meta(run_dir / "model.pixclass")
+    assert code == 0 and json.loads(out) == read_model_meta(trained_run / "model.pixclass")
 
 
-def test_info_does_not_import_torch(run_dir):
+def test_info_does_not_import_torch(trained_run):
     code = ("import sys; from pixclass.cli import main\n"
-            f"try:\n    main(['info', {str(run_dir / 'model.pixclass')!r}])\nexcept SystemExit:\n    pass\n"
+            f"try:\n    main(['info', {str(trained_run / 'model.pixclass')!r}])\nexcept SystemExit:\n    pass\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "arch: test_efficientnet" in res.stdout and res.stdout.strip().endswith("NO-TORCH"), res.stderr
@@ -158,27 +147,27 @@ def test_info_on_a_file_that_is_not_a_model_is_one_line(tmp_path, capsys):
                   f"export one with 'pixclass export RUN'\n"
 
 
-def test_info_and_predict_on_an_onnx_export(run_dir, photos, capsys):
-    res = run_cli("export", str(run_dir), "--onnx")
+def test_info_and_predict_on_an_onnx_export(trained_run, photos, capsys):
+    res = run_cli("export", str(trained_run), "--onnx")
     if "No such option" in res.stderr:
         pytest.skip("'pixclass export RUN --onnx' does not exist yet")
     assert res.returncode == 0, res.stderr
 
-    code, out, _ = pixclass(capsys, "info", run_dir / "model.onnx")
-    assert code == 0 and out.startswith(f"file: {run_dir / 'model.onnx'} (ONNX model, format 1, ")
+    code, out, _ = pixclass(capsys, "info", trained_run / "model.onnx")
+    assert code == 0 and out.startswith(f"file: {trained_run / 'model.onnx'} (ONNX model, format 1, ")
     assert "classes: 3: blue, green, red" in out.splitlines()
 
-    code, out, _ = pixclass(capsys, "predict", run_dir / "model.onnx", photos / "red.jpg")
-    code_b, out_b, _ = pixclass(capsys, "predict", run_dir / "model.pixclass", photos / "red.jpg")
+    code, out, _ = pixclass(capsys, "predict", trained_run / "model.onnx", photos / "red.jpg")
+    code_b, out_b, _ = pixclass(capsys, "predict", trained_run / "model.pixclass", photos / "red.jpg")
     assert code == code_b == 0 and out.rsplit(" ", 1)[0] == out_b.rsplit(" ", 1)[0]  # same label
 
 
-def test_a_progress_bar_shows_on_a_terminal_stderr_and_stdout_keeps_the_lines(run_dir, photos):
+def test_a_progress_bar_shows_on_a_terminal_stderr_and_stdout_keeps_the_lines(trained_run, photos):
     import os
     import pty
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "predict", str(run_dir / "model.pixclass"), str(photos)],
+    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "predict", str(trained_run / "model.pixclass"), str(photos)],
                             stdout=subprocess.PIPE, stderr=slave, text=True)
     os.close(slave)
     terminal = b""

@@ -12,26 +12,16 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from imagefiles import SIZE, TINY_ARCH
-from pixclass import ImageData, Learner, load_model
+from pixclass import load_model
 from pixclass.errors import PixclassError
-from pixclass.train.checkpoint import seed_everything
 
 RUNTIMES = ["torch", "onnxruntime"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny model trained on the colour folders, exported; (learner, bundle path)."""
-    from imagefiles import write_class_folders
-
-    tmp = tmp_path_factory.mktemp("predictor")
-    data = ImageData.from_folder(write_class_folders(tmp / "colours"), valid_pct=0.25, seed=0, size=SIZE,
-                                 bs=6, num_workers=0)
-    seed_everything(0)
-    learn = Learner(data, arch=TINY_ARCH, pretrained=False, path=tmp / "run", progress=False)
-    learn.fit_one_cycle(2, lr=1e-2)
-    return learn, learn.export(tmp / "colours.pixclass")
+def run(colour_learner, tmp_path_factory):
+    """The session's tiny trained learner (tests/conftest.py) and its export: (learner, bundle path)."""
+    return colour_learner, colour_learner.export(tmp_path_factory.mktemp("predictor") / "colours.pixclass")
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

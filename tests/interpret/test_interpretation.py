@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from imagefiles import SIZE, TINY_ARCH, write_class_folders
-from pixclass import ImageData, Learner
+from imagefiles import write_class_folders
+from pixclass import Learner
 from pixclass.errors import PixclassError
 from pixclass.interpret import Interpretation
-from pixclass.train.checkpoint import seed_everything
 
 CLASSES = ["a", "b", "c"]
 TARGETS = [0, 0, 0, 1, 1, 2, 2, 2]
@@ -161,14 +160,8 @@ def test_the_plots_write_png_files(tmp_path, single):
 
 
 @pytest.fixture(scope="module")
-def learn(tmp_path_factory) -> Learner:
-    tmp = tmp_path_factory.mktemp("interpret")
-    data = ImageData.from_folder(write_class_folders(tmp / "colours"), valid_pct=0.25, seed=0, size=SIZE,
-                                 bs=6, num_workers=0)
-    seed_everything(0)
-    learn = Learner(data, arch=TINY_ARCH, pretrained=False, path=tmp / "run", progress=False)
-    learn.fit_one_cycle(2, lr=1e-2)
-    return learn
+def learn(colour_learner) -> Learner:
+    return colour_learner  # the session's tiny trained learner (tests/conftest.py)
 
 
 def test_from_learner_interprets_the_validation_predictions(learn, tmp_path):
