@@ -47,3 +47,15 @@ def test_ctrl_c_during_training_exits_130_with_one_line_saying_how_to_resume(cla
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("pixclass: ") and f"pixclass train --resume {run}" in last
     assert "Traceback" not in out.stderr
+
+
+def test_a_ctrl_c_that_lands_in_a_finaliser_prints_nothing_and_other_unraisables_still_reach_the_hook():
+    from types import SimpleNamespace
+
+    from pixclass.cli import _quiet_interrupts
+
+    seen: list[type] = []
+    hook = _quiet_interrupts(lambda unraisable: seen.append(type(unraisable.exc_value)))
+    for exc in (KeyboardInterrupt(), ValueError("boom")):
+        hook(SimpleNamespace(exc_type=type(exc), exc_value=exc, exc_traceback=None, err_msg=None, object=None))
+    assert seen == [ValueError]

@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     from pixclass.malloc import keep_freed_memory
 
     keep_freed_memory()  # this process is ours: reuse freed memory (see pixclass.malloc)
+    if argv is None:
+        sys.unraisablehook = _quiet_interrupts(sys.unraisablehook)
     _register()
     try:
         # typer turns a KeyboardInterrupt it sees into a *returned* 130 (not standalone mode).
@@ -68,6 +70,18 @@ def main(argv: list[str] | None = None) -> None:
     if code == Interrupted.exit_code:
         _exit(code, "interrupted", own_process=argv is None)
     _exit(code if isinstance(code, int) else 0, None, own_process=argv is None)
+
+
+def _quiet_interrupts(hook: Callable[[object], None]) -> Callable[[object], None]:
+    """An unraisable hook that drops a Ctrl-C which landed in a finaliser (a weakref callback,
+    `__del__`): Python cannot raise it there and would print "Exception ignored ... Traceback".
+    The run goes on as if the key came a moment earlier or later; everything else reaches `hook`."""
+
+    def quiet(unraisable: object) -> None:
+        if not isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+            hook(unraisable)
+
+    return quiet
 
 
 def _exit(code: int, message: str | None, own_process: bool) -> None:
