@@ -184,3 +184,33 @@ def test_learn_interpret_is_the_interpretation_from_the_learner(learn):
 
     assert interp.confusion_matrix().tolist() == Interpretation.from_learner(learn).confusion_matrix().tolist()
     assert interp.top_losses() == Interpretation.from_learner(learn).top_losses()
+
+
+def test_per_tag_thresholds_decide_each_tag_with_its_own_number():
+    interp = Interpretation(MULTI_PROBS, MULTI_TARGETS, ["x", "y"], "multi", threshold=[0.65, 0.75])
+
+    assert interp.preds.tolist() == [[1, 0], [0, 1], [0, 0], [0, 0]]
+
+
+def test_a_threshold_list_of_the_wrong_length_is_refused_naming_the_count():
+    with pytest.raises(PixclassError, match="one number or 2 numbers, each between 0 and 1"):
+        Interpretation(MULTI_PROBS, MULTI_TARGETS, ["x", "y"], "multi", threshold=[0.5, 0.5, 0.5])
+
+
+def test_tuned_thresholds_separate_each_tag_and_prefer_the_one_nearest_a_half():
+    # x: positives 0.3/0.4, negatives 0.1/0.2 -> any t in [0.20, 0.29] is perfect; 0.29 is nearest 0.5.
+    # y: positives 0.9/0.8, negatives 0.6/0.7 -> any t in [0.70, 0.79] is perfect; 0.70 is nearest 0.5.
+    probs = [[.3, .6], [.4, .7], [.1, .9], [.2, .8]]
+    targets = [[1, 0], [1, 0], [0, 1], [0, 1]]
+    interp = Interpretation(probs, targets, ["x", "y"], "multi")
+
+    tuned = interp.tune_thresholds()
+
+    assert tuned == [0.29, 0.70]
+    assert Interpretation(probs, targets, ["x", "y"], "multi", threshold=tuned).per_class()[0]["f1"] == 1.0
+    assert interp.threshold == 0.5  # tuning returns numbers; it changes nothing
+
+
+def test_threshold_tuning_is_refused_for_single_label_with_the_reason(single):
+    with pytest.raises(PixclassError, match="threshold tuning needs a multi task"):
+        single.tune_thresholds()

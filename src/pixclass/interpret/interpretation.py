@@ -1,7 +1,8 @@
 """`Interpretation`: what a model got wrong on a labelled split, computed from plain arrays.
 
 Owns the numbers (confusion matrices, most confused pairs, per-item losses, top losses, per-class
-precision/recall/F1) and their plots (confusion matrix, top-losses grid, regression residuals).
+precision/recall/F1, multi-label per-tag thresholds tuned for F-beta) and their plots (confusion
+matrix, top-losses grid with Grad-CAM heatmaps on request, regression residuals).
 Built from probabilities, targets, class names, the task and the image paths, so it works the same
 on a Learner's predictions (`from_learner`) or on any other model's. Plots use
 `matplotlib.figure.Figure` directly (no pyplot: headless, notebooks), return the figure and save
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,20 @@ class Interpretation:
         classes: the K class (tag) names; ignored for regression.
         task: "single", "multi" or "regression".
         paths: the N image files, in the same order (needed only by `plot_top_losses`).
-        threshold: a multi-label tag is predicted when its probability is at least this.
+        threshold: a multi-label tag is predicted when its probability is above this: one number,
+            or one per tag (as `tune_thresholds` gives and a model can carry).
+        heatmapper: `(path, class index) -> (picture, heatmap)`, for `plot_top_losses(heatmap=True)`;
+            `from_learner` gives a Grad-CAM one (`pixclass.interpret.heatmap.Heatmapper`).
     """
 
     def __init__(self, probs: Any, targets: Any, classes: Sequence[str], task: str,
-                 paths: Sequence[str | os.PathLike] | None = None, threshold: float = 0.5):
+                 paths: Sequence[str | os.PathLike] | None = None, threshold: float | Sequence[float] = 0.5,
+                 heatmapper: Callable[[Path, int], tuple[np.ndarray, np.ndarray]] | None = None):
         if task not in TASKS:
             raise PixclassError(f"Interpretation: task must be one of {', '.join(TASKS)}; got '{task}'")
-        self.task, self.classes, self.threshold = task, [str(c) for c in classes], float(threshold)
+        self.task, self.classes = task, [str(c) for c in classes]
+        self.threshold = _thresholds(threshold, len(self.classes))
+        self.heatmapper = heatmapper
         self.probs, self.targets = _array(probs, "probs"), _array(targets, "targets")
         if task == "regression":
             self.probs, self.targets = self.probs.reshape(len(self.probs), -1)[:, 0], self.targets.reshape(-1)
@@ -74,7 +81,7 @@ class Interpretation:
             raise PixclassError(f"Interpretation: single-label targets must be class indices 0..{k - 1}")
 
     @classmethod
-    def from_learner(cls, learn: Any, split: str = "valid") -> "Interpretation":
+    def from_learner(cls, learn: Any, split: str = "valid") -> Interpretation:
         """The interpretation of `learn`'s predictions on a labelled split ("valid" or "train")."""
         paths = learn.data.paths(split)
         if not paths:
@@ -83,7 +90,10 @@ class Interpretation:
         probs, y = learn.get_preds(split)
         if y is None:
             raise PixclassError(f"cannot interpret the {split} split: it has no labels")
-        return cls(probs, y, learn.data.classes, learn.data.task, paths, learn.thresh)
+        from pixclass.interpret.heatmap import Heatmapper
+
+        heatmapper = Heatmapper(learn.model, learn.data.size, learn.data.mean, learn.data.std)
+        return cls(probs, y, learn.data.classes, learn.data.task, paths, learn.thresh, heatmapper)
 
     # ----- what was predicted ------------------------------------------------------------------
     def __len__(self) -> int:
@@ -95,7 +105,7 @@ class Interpretation:
         if self.task == "single":
             return self.probs.argmax(1)
         if self.task == "multi":
-            return (self.probs >= self.threshold).astype(np.int64)
+            return (self.probs > self.threshold).astype(np.int64)  # as the metrics and the predictor
         return self.probs
 
     def _need(self, *tasks: str, what: str) -> None:
@@ -166,6 +176,25 @@ class Interpretation:
             out.append({"class": name, "precision": precision, "recall": recall, "f1": f1, "support": tp + fn})
         return out
 
+    def tune_thresholds(self, beta: float = 1.0) -> list[float]:
+        """Multi-label: per tag, the threshold (0.05 to 0.95 in steps of 0.01) with the best F-beta on
+        this split; among equal scores the one nearest 0.5. Tuned on the split it is scored on, so
+        that split's scores become optimistic: tune on validation, judge on a test split.
+        Give the result to `Learner.export(thresholds=...)` to ship it in the model."""
+        self._need("multi", what="threshold tuning")
+        if beta <= 0:
+            raise PixclassError(f"tune_thresholds: beta must be positive, not {beta}")
+        grid = np.round(np.arange(5, 96) / 100, 2)
+        b2, out = beta * beta, []
+        for c in range(len(self.classes)):
+            on, actual = self.probs[:, c][None, :] > grid[:, None], self.targets[:, c][None, :] > 0.5
+            tp, fp, fn = (on & actual).sum(1), (on & ~actual).sum(1), (~on & actual).sum(1)
+            denom = (1 + b2) * tp + b2 * fn + fp
+            score = np.where(denom > 0, (1 + b2) * tp / np.maximum(denom, 1), 0.0)
+            best = np.flatnonzero(np.isclose(score, score.max()))
+            out.append(float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]]))
+        return out
+
     # ----- plots -------------------------------------------------------------------------------
     def plot_confusion_matrix(self, path: str | os.PathLike | None = None, normalize: bool = False):
         """The confusion matrix as a figure (multi-label: one 2×2 panel per tag)."""
@@ -188,9 +217,13 @@ class Interpretation:
         fig.tight_layout()
         return _saved(fig, path)
 
-    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None):
+    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, heatmap: bool = False):
         """The `k` highest-loss images, titled actual/predicted/loss/probability of the actual class
-        (multi-label and regression: actual/predicted/loss)."""
+        (multi-label and regression: actual/predicted/loss).
+
+        `heatmap`: overlay a Grad-CAM heatmap of the evidence for the predicted class (multi-label:
+        the tag the model got most wrong; regression: the output) on the model's own input picture,
+        resized and centre-cropped as the model saw it."""
         from matplotlib.figure import Figure
 
         from pixclass.data.images import open_image
@@ -198,6 +231,9 @@ class Interpretation:
 
         if self.paths is None:
             raise PixclassError("plot_top_losses needs the image paths: build the Interpretation with paths=")
+        if heatmap and self.heatmapper is None:
+            raise PixclassError("plot_top_losses(heatmap=True) needs the model: build the Interpretation with "
+                                "Interpretation.from_learner (or pass heatmapper=)")
         top = self.top_losses(k)
         cols = max(1, min(3, len(top)))
         rows = max(1, math.ceil(len(top) / cols))
@@ -206,14 +242,28 @@ class Interpretation:
             ax = fig.add_subplot(rows, cols, n + 1)
             ax.axis("off")
             try:
-                ax.imshow(np.asarray(open_image(self.paths[i])))
+                if heatmap:
+                    picture, heat = self.heatmapper(self.paths[i], self._explained_class(i))
+                    ax.imshow(picture)
+                    ax.imshow(heat, cmap="magma", alpha=0.5, vmin=0.0, vmax=1.0)
+                else:
+                    ax.imshow(np.asarray(open_image(self.paths[i])))
             except ImageReadError:
                 ax.text(0.5, 0.5, f"unreadable:\n{self.paths[i].name}", ha="center", va="center", fontsize=8)
             ax.set_title(self._title(i, loss), fontsize=8)
         legend = "actual/predicted/loss" + ("/probability of actual" if self.task == "single" else "")
-        fig.suptitle(legend, fontsize=9)
+        fig.suptitle(legend + ("; heatmap: evidence for the prediction" if heatmap else ""), fontsize=9)
         fig.tight_layout()
         return _saved(fig, path)
+
+    def _explained_class(self, i: int) -> int:
+        """The output a heatmap explains for item i: the predicted class (single), the tag with the
+        largest error (multi), the value (regression)."""
+        if self.task == "single":
+            return int(self.preds[i])
+        if self.task == "multi":
+            return int(np.abs(self.probs[i] - self.targets[i]).argmax())
+        return 0
 
     def _title(self, i: int, loss: float) -> str:
         if self.task == "single":
@@ -247,6 +297,15 @@ class Interpretation:
     def __repr__(self) -> str:
         kind = "regression" if self.task == "regression" else f"{self.task}, {len(self.classes)} classes"
         return f"Interpretation({kind}; {len(self)} items)"
+
+
+def _thresholds(threshold: float | Sequence[float], k: int) -> float | np.ndarray:
+    """One threshold, or one per tag as an array; each strictly between 0 and 1."""
+    values = np.atleast_1d(np.array(threshold, dtype=np.float64))
+    if values.ndim != 1 or len(values) not in (1, k) or not np.all((values > 0) & (values < 1)):
+        raise PixclassError(f"Interpretation: threshold must be one number or {k} numbers, each between 0 and 1; "
+                            f"got {threshold!r}")
+    return float(values[0]) if np.ndim(threshold) == 0 else values
 
 
 def _matrix(ax, cm: np.ndarray, rows: list[str], cols: list[str], fmt: str, title: str) -> None:
