@@ -55,6 +55,8 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Start afresh in --out even if it holds other files or an earlier run."),
     resume: Optional[str] = typer.Option(None, help="Continue the run in this directory from its last complete epoch."),
+    report: bool = typer.Option(True, help="Write RUN/report.html when training ends (--no-report: skip it, "
+                                           "about 3 s on a tiny run; 'pixclass interpret RUN' writes it later)."),
 ) -> None:
     """Train a classifier: lr_find, frozen stage, unfrozen stage; writes RUN/model.pixclass."""
     from pixclass.interrupt import deferred
@@ -76,6 +78,8 @@ def train(
         with on_interrupt(lambda: _train_interrupted(Path(cfg.out))), deferred():
             summary = recipe.run(cfg, overwrite=overwrite)
     _print_summary(summary)
+    if report:
+        _write_report(summary["run"])
 
 
 def _train_interrupted(run_dir: Path) -> str:
@@ -102,6 +106,17 @@ def _print_summary(summary: dict) -> None:
     else:
         typer.echo(f"valid: no validation set (trained on all {summary['n_train']} images)")
     typer.echo(f"model: {summary['model']}  ({summary['seconds']:.0f} s)")
+
+
+def _write_report(run_dir: str) -> None:
+    """Write RUN/report.html after training (a CLI step: train never imports interpret); a
+    report that cannot be written is a warning, the trained run stands."""
+    from pixclass.interpret.report import write_report
+
+    try:
+        typer.echo(f"report: {write_report(run_dir)}")
+    except PixclassError as err:
+        typer.echo(f"pixclass: report not written: {err}", err=True)
 
 
 @app.command("lr-find")
@@ -189,6 +204,7 @@ def demo(
     with on_interrupt(lambda: _train_interrupted(run_dir)), deferred():
         summary = recipe.run(cfg)
     _print_summary(summary)
+    _write_report(summary["run"])
     _demo_predictions(summary["model"], task)
     acc = summary["metrics"].get("accuracy")
     typer.echo(f"validation accuracy: {acc * 100:.2f} %   wall time: {time.perf_counter() - t0:.0f} s")

@@ -2,8 +2,8 @@
 
 Thin over `pixclass.interpret.Interpretation`: rebuilds the run's Learner from `RUN/config.json`,
 loads its final weights (the ones `RUN/model.pixclass` holds), prints the per-class table and the
-most confused pairs, and writes the plots to `RUN/interpret/`. Nothing heavy is imported until
-the command runs.
+most confused pairs, writes the plots to `RUN/interpret/` and the model card to `RUN/report.html`
+(`pixclass.interpret.report`). Nothing heavy is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ def interpret(
     min_val: int = typer.Option(1, "--min-val", min=1, help="List wrong pairs seen at least this often."),
 ) -> None:
     """Confusion matrix, most confused pairs, per-class precision/recall/F1 and top losses of a run's
-    validation images; plots go to RUN/interpret/ (regression: residuals)."""
+    validation images; plots go to RUN/interpret/ (regression: residuals), the model card with
+    the diagnosis to RUN/report.html."""
     from pixclass.interpret import Interpretation
+    from pixclass.interpret.report import write_report
     from pixclass.train import runfolder
     from pixclass.train.recipe import TrainConfig, make_learner
 
@@ -43,6 +45,7 @@ def interpret(
     for line in _report(interp, min_val):
         typer.echo(line)
     typer.echo(f"plots: {', '.join(str(p) for p in written)}")
+    typer.echo(f"report: {write_report(run_dir, interp)}")
 
 
 def _plots(interp, out: Path, k: int) -> list[Path]:
