@@ -1,0 +1,104 @@
+"""The cleaner's page in a real headless Chromium (Debian's, driven by Playwright) against a real server:
+decisions by keyboard and click, undo, a reload that restores the page, and sort mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from cleaner_helpers import CHROMIUM, colour_folders, csv_rows, loose_images, running_app
+from pixclass.cleaner.app import create_app
+from pixclass.cleaner.settings import CleanerSettings
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+T = 30_000  # ms: the bound of every wait in the page
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _card(page, name: str):
+    return page.locator(f".card[data-name='{name}']")
+
+
+def _wait_status(page, name: str, status: str) -> None:
+    page.wait_for_selector(f".card[data-name='{name}'][data-status='{status}']", timeout=T)
+
+
+def test_two_relabels_a_trash_and_an_undo_survive_a_reload_on_the_page_and_on_disk(browser, tmp_path):
+    root = colour_folders(tmp_path / "colours")
+    red_2 = (root / "red" / "red_2.jpg").read_bytes()
+    errors: list[str] = []
+    with running_app(create_app(root, CleanerSettings(find_dupes=False))) as url:
+        page = browser.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url + "/", timeout=T)
+        page.wait_for_selector(".card", timeout=T)
+        notice = page.locator("#notice").inner_text()
+
+        _card(page, "red/red_2.jpg").click()
+        page.keyboard.press("x")  # trash
+        _wait_status(page, "red/red_2.jpg", "trashed")
+        _card(page, "blue/blue_0.jpg").click()
+        page.keyboard.press("3")  # relabel to the third class: red
+        _wait_status(page, "blue/blue_0.jpg", "relabelled")
+        _card(page, "green/green_1.png").click()
+        page.select_option("#relabel", "blue")  # relabel by the menu
+        _wait_status(page, "green/green_1.png", "relabelled")
+        page.keyboard.press("u")  # undo the last: green_1 is green again
+        _wait_status(page, "green/green_1.png", "undecided")
+
+        page.reload()
+        page.wait_for_selector(".card[data-name='red/red_2.jpg'][data-status='trashed']", timeout=T)
+        statuses = {n: _card(page, n).get_attribute("data-status")
+                    for n in ("red/red_2.jpg", "blue/blue_0.jpg", "green/green_1.png", "red/red_0.jpg")}
+        labels = {n: _card(page, n).locator(".label").inner_text() for n in ("blue/blue_0.jpg", "green/green_1.png")}
+        undo_depth = page.locator("#undo-depth").inner_text()
+
+    assert errors == []
+    assert "pixclass label-issues" in notice
+    assert statuses == {"red/red_2.jpg": "trashed", "blue/blue_0.jpg": "relabelled",
+                        "green/green_1.png": "undecided", "red/red_0.jpg": "undecided"}
+    assert labels == {"blue/blue_0.jpg": "red", "green/green_1.png": "green"}
+    assert undo_depth == "2"
+    assert not (root / "red" / "red_2.jpg").exists()
+    assert (root / ".pixclass-trash" / "red" / "red_2.jpg").read_bytes() == red_2
+    assert (root / "blue" / "blue_0.jpg").is_file()  # without --apply a relabel moves nothing
+    assert csv_rows(root / "cleaned.csv") == [
+        "name,label", "blue/blue_0.jpg,red", "blue/blue_1.png,blue", "blue/blue_2.jpg,blue",
+        "green/green_0.jpg,green", "green/green_1.png,green", "green/green_2.jpg,green",
+        "red/red_0.jpg,red", "red/red_1.png,red"]
+
+
+def test_sort_mode_files_loose_images_with_number_keys_and_undo_brings_one_back(browser, tmp_path):
+    root = loose_images(tmp_path / "inbox", ["a.jpg", "b.jpg", "c.jpg"])
+    errors: list[str] = []
+    settings = CleanerSettings(sort_classes=("cat", "dog"), find_dupes=False)
+    with running_app(create_app(root, settings)) as url:
+        page = browser.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url + "/", timeout=T)
+        page.wait_for_selector("#sorter[data-id='0']", timeout=T)
+        page.keyboard.press("1")  # a.jpg → cat/
+        page.wait_for_selector("#sorter[data-id='1']", timeout=T)
+        page.keyboard.press("2")  # b.jpg → dog/
+        page.wait_for_selector("#sorter[data-id='2']", timeout=T)
+        page.keyboard.press("x")  # c.jpg → trash
+        page.wait_for_selector("#sort-left:has-text('0 images left')", timeout=T)
+        page.keyboard.press("u")  # c.jpg back
+        page.wait_for_selector("#sorter[data-id='2']", timeout=T)
+        shown = page.locator("#sort-name").inner_text()
+        left = page.locator("#sort-left").inner_text()
+
+    assert errors == []
+    assert (shown, left) == ("c.jpg", "1 images left to sort")
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jpg")) == ["c.jpg", "cat/a.jpg", "dog/b.jpg"]
+    assert csv_rows(root / "cleaned.csv") == ["name,label", "cat/a.jpg,cat", "dog/b.jpg,dog"]
