@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -155,8 +156,11 @@ def _first_line(err: BaseException, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def export_learner(learn: Any, path: Path) -> Path:
-    """Bundle a trained Learner: weights plus what prediction needs to preprocess and decode."""
+def export_learner(learn: Any, path: Path, thresholds: Sequence[float] | None = None) -> Path:
+    """Bundle a trained Learner: weights plus what prediction needs to preprocess and decode.
+
+    `thresholds`: a multi-label model's per-tag thresholds (`Interpretation.tune_thresholds`);
+    without them every tag uses the learner's `thresh`."""
     import pixclass
 
     data, info = learn.data, learn.body_info
@@ -176,4 +180,6 @@ def export_learner(learn: Any, path: Path) -> Path:
         "training": {"epochs": len(rows), "final": rows[-1] if rows else None,
                      "n_train": len(data.train_paths), "n_valid": len(data.valid_paths)},
     }
+    if thresholds is not None:
+        meta["thresholds"] = [float(t) for t in thresholds]
     return save_bundle(path, learn.model, meta)

@@ -179,8 +179,16 @@ REQUIRED: dict[str, Check] = {
     "mean": _floats(3, 0.0, 1.0),
     "std": _floats(3, MIN_STD, 1.0),
 }
+def _tag_thresholds(v: Any) -> str | None:
+    ok = isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(_is_number(x) and 0 < x < 1 for x in v)
+    return None if ok else "a list of numbers in (0, 1), one per class"
+
+
+# Optional and used in decoding: a multi-label model's per-tag thresholds (tuned on validation by
+# `Interpretation.tune_thresholds`); without it every tag uses `threshold`.
+DECODING: dict[str, Check] = {"thresholds": _tag_thresholds}
 # Informational: shown to people, never used to build or run the model.
-OPTIONAL: dict[str, Check] = {"pixclass_version": _text, "weights_source": _text, "training": _object}
+OPTIONAL: dict[str, Check] = {**DECODING, "pixclass_version": _text, "weights_source": _text, "training": _object}
 # Exactly the fields of `models.head.HeadConfig` (a test holds the two together).
 HEAD: dict[str, Check] = {
     "n_in": _integer(1, MAX_WIDTH),
@@ -226,6 +234,9 @@ def _check_consistency(meta: dict) -> None:
         raise _Invalid(f"field 'classes' is [], expected the names of a {meta['task']}-label model's classes")
     elif n_out != n_classes:
         raise _Invalid(f"field 'head.n_out' is {n_out}, expected {n_classes} (one output per class)")
+    if "thresholds" in meta and (meta["task"] != "multi" or len(meta["thresholds"]) != n_classes):
+        raise _Invalid(f"field 'thresholds' has {len(meta['thresholds'])} numbers for a {meta['task']}-label model "
+                       f"with {n_classes} classes: only a multi-label model has them, one per class")
 
 
 def _show(value: Any, limit: int = 40) -> str:

@@ -102,7 +102,11 @@ def info_lines(meta: dict[str, Any], path: str | Path) -> list[str]:
     else:
         lines.append(f"classes: {len(classes)}: {_class_list(classes)}")
     if task == "multi":
-        lines.append(f"threshold: {meta['threshold']:g} (a tag is predicted above this probability)")
+        if "thresholds" in meta:
+            lo, hi = min(meta["thresholds"]), max(meta["thresholds"])
+            lines.append(f"thresholds: one per tag, tuned, {lo:g} to {hi:g} (a tag is predicted above its own)")
+        else:
+            lines.append(f"threshold: {meta['threshold']:g} (a tag is predicted above this probability)")
     lines += [
         f"input: {meta['input_size']}x{meta['input_size']} px, {meta['resize']}",
         f"normalization: mean {_floats(meta['mean'])}, std {_floats(meta['std'])}",

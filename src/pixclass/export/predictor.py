@@ -86,6 +86,8 @@ class Predictor:
         self.classes: list[str] = list(meta["classes"])
         self.task: str = meta["task"]
         self.threshold: float = float(meta.get("threshold", 0.5))
+        # One per tag: the model's tuned thresholds if it carries them, else `threshold` for all.
+        self.thresholds: list[float] = [float(t) for t in meta.get("thresholds", [self.threshold] * len(self.classes))]
         self.size: int = int(meta["input_size"])
 
     @property
@@ -185,7 +187,7 @@ class Predictor:
             return Prediction(label=float(row[0]), index=None, probs={})
         probs = {c: float(p) for c, p in zip(self.classes, row)}
         if self.task == "multi":
-            idx = [i for i, p in enumerate(row.tolist()) if p > self.threshold]
+            idx = [i for i, (p, t) in enumerate(zip(row.tolist(), self.thresholds)) if p > t]
             return Prediction(label=[self.classes[i] for i in idx], index=idx, probs=probs)
         i = int(row.argmax())
         return Prediction(label=self.classes[i], index=i, probs=probs)
@@ -198,7 +200,7 @@ class Predictor:
 
     def info(self) -> dict[str, Any]:
         """JSON-able description: arch, task, classes, input size, threshold, runtime, training."""
-        keys = ("arch", "task", "classes", "input_size", "resize", "mean", "std", "threshold",
+        keys = ("arch", "task", "classes", "input_size", "resize", "mean", "std", "threshold", "thresholds",
                 "pixclass_version", "weights_source", "training")
         return {**{k: self.meta[k] for k in keys if k in self.meta}, "runtime": self.runtime}
 

@@ -360,11 +360,14 @@ class Learner:
 
         write_epoch_checkpoint(self, epoch, epochs, opt, sched)
 
-    def export(self, path: str | Path | None = None) -> Path:
-        """Write the model and everything needed to predict into one safe `.pixclass` file."""
+    def export(self, path: str | Path | None = None, thresholds: Sequence[float] | None = None) -> Path:
+        """Write the model and everything needed to predict into one safe `.pixclass` file.
+
+        `thresholds`: a multi-label model's per-tag thresholds, e.g. `self.interpret().tune_thresholds()`;
+        the file carries them and its predictions use them."""
         from pixclass.export.bundle import export_learner
 
-        return export_learner(self, Path(path) if path else self.path / "model.pixclass")
+        return export_learner(self, Path(path) if path else self.path / "model.pixclass", thresholds)
 
     def interpret(self, split: str = "valid"):
         """`Interpretation.from_learner(self, split)`: confusion matrix, top losses, per-class scores."""
