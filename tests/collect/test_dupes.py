@@ -42,7 +42,7 @@ def test_byte_identical_copies_under_other_names_are_exact_pairs(tmp_path, photo
     shutil.copyfile(tmp_path / "china.png", tmp_path / "other" / "copy.png")
     photos["flower"].save(tmp_path / "flower.png")
     report = find_duplicates([tmp_path / "china.png", tmp_path / "other" / "copy.png", tmp_path / "flower.png"])
-    assert report.pairs == [DupePair(tmp_path / "china.png", tmp_path / "other" / "copy.png", "exact", 0)]
+    assert report.pairs == [DupePair(tmp_path / "china.png", tmp_path / "other" / "copy.png", "exact", 0, "content")]
     assert report.files == 3 and report.skipped == []
 
 
@@ -74,7 +74,7 @@ def test_a_copy_in_train_and_valid_is_a_leak(tmp_path, photos):
     report = find_duplicates(files, split_of=split_of, workers=1)
     near = phash_distance(tmp_path / "train" / "x" / "a.png", tmp_path / "valid" / "x" / "c.png")
     assert report.pairs == [
-        DupePair(tmp_path / "train" / "x" / "a.png", tmp_path / "valid" / "x" / "b.png", "leak", 0),
+        DupePair(tmp_path / "train" / "x" / "a.png", tmp_path / "valid" / "x" / "b.png", "leak", 0, "content"),
         *sorted([DupePair(tmp_path / "train" / "x" / "a.png", tmp_path / "valid" / "x" / "c.png", "leak", near),
                  DupePair(tmp_path / "valid" / "x" / "b.png", tmp_path / "valid" / "x" / "c.png", "near", near)],
                 key=lambda p: str(p.a)),

@@ -1,12 +1,17 @@
-"""Duplicate images and train/valid leaks: exact copies by content hash, near copies by perceptual hash.
+"""Duplicate images and train/valid leaks: exact copies by content hash, near copies by perceptual
+hash or, where a model's features exist, by embedding similarity.
 
 Owns `find_duplicates` (files → `DupeReport` of `DupePair`s), `near_pairs` (the multi-index search
-over 64-bit hashes) and `MAX_DISTANCE` (the default Hamming distance for "near").
+over 64-bit hashes), `MAX_DISTANCE` (the default Hamming distance for "near") and `MIN_COSINE` (the
+default embedding similarity for "near", from `pixclass.collect.embedding_dupes`, which owns that search).
 
-- exact: same bytes. Files are grouped by size first, so only files sharing a size are hashed (blake2b).
-- near: the 64-bit DCT perceptual hash (`imagehash.phash`) of the picture `open_image` gives (the one
-  image policy: upright, RGB), Hamming distance ≤ `max_distance`. Unreadable files are skipped and
-  counted, never fatal.
+- exact: same bytes (`pixclass.data.hashes`: files grouped by size, only size-mates hashed). method "content".
+- near, method "phash": the 64-bit DCT perceptual hash (`imagehash.phash`) of the picture `open_image`
+  gives (the one image policy: upright, RGB), Hamming distance ≤ `max_distance`. Unreadable files are
+  skipped and counted, never fatal.
+- near, method "embedding": when `embeddings` (a model's pooled features, one row per file) are given,
+  instead of the perceptual hash: cosine similarity ≥ `min_cosine`; distance = 1 − cosine. On
+  look-alike pictures (elpv solar cells) the perceptual hash pairs unrelated images; features do not.
 - leak: an exact or near pair whose two files are in different splits (`split_of`), e.g. train and
   valid; it keeps its distance.
 
@@ -21,16 +26,16 @@ for N ≤ a few million is near-linear (benchmarks/bench_dupes.py: 1k, 10k, 50k)
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pixclass.collect.embedding_dupes import MIN_COSINE, embedding_pairs
 from pixclass.collect.workers import map_in_workers
+from pixclass.data.hashes import exact_groups
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,9 +50,9 @@ if TYPE_CHECKING:
 # So 6 catches every re-encoded or resized copy; crops beyond ~2 % are out of reach of any phash.
 MAX_DISTANCE = 6
 HASH_BITS = 64
-_CHUNK = 1 << 20  # bytes read at a time when hashing file contents
 
 Kind = Literal["exact", "near", "leak"]
+Method = Literal["content", "phash", "embedding"]
 
 
 @dataclass(frozen=True, order=True)
@@ -57,7 +62,10 @@ class DupePair:
     a: Path
     b: Path
     kind: Kind
-    distance: int  # Hamming distance of the perceptual hashes; 0 for exact copies
+    # Hamming distance of the perceptual hashes (phash), 1 − cosine similarity rounded to 4 digits
+    # (embedding), 0 for exact copies (content)
+    distance: float
+    method: Method = "phash"  # what found the pair
 
 
 @dataclass
@@ -79,7 +87,8 @@ class DupeReport:
 
 def find_duplicates(paths: Sequence[str | Path], max_distance: int = MAX_DISTANCE,
                     split_of: Mapping[Path, str] | Callable[[Path], str | None] | None = None,
-                    workers: int | None = None) -> DupeReport:
+                    workers: int | None = None, embeddings: np.ndarray | None = None,
+                    min_cosine: float = MIN_COSINE) -> DupeReport:
     """Exact and near duplicate pairs among image files; a pair across splits is a leak.
 
     Args:
@@ -90,16 +99,33 @@ def find_duplicates(paths: Sequence[str | Path], max_distance: int = MAX_DISTANC
             whose files are in two different splits is reported as "leak". Files it does not know
             (None, or missing from the mapping) leak with nothing.
         workers: processes reading images (default: all cores).
+        embeddings: (N, F) features, row i of `paths[i]` (e.g. a model's pooled body features):
+            near pairs by cosine similarity instead of the perceptual hash (no image is read).
+        min_cosine: the smallest cosine similarity of two embeddings still "near".
     """
     if not 0 <= max_distance < HASH_BITS:
         raise ValueError(f"max_distance must be between 0 and {HASH_BITS - 1}, not {max_distance}")
     files = [Path(p) for p in paths]
+    if embeddings is not None and len(embeddings) != len(files):
+        raise ValueError(f"{len(embeddings)} embeddings for {len(files)} files: give one row per file")
     split = split_of.get if isinstance(split_of, Mapping) else split_of
-    exact = _exact_groups(files)
-    found: dict[tuple[Path, Path], int] = {}
-    for group in exact:
+    found: dict[tuple[Path, Path], tuple[float, Method]] = {}
+    for group in exact_groups(files):
         for a, b in itertools.combinations(sorted(group), 2):
-            found[(a, b)] = 0
+            found[(a, b)] = (0, "content")
+    if embeddings is not None:
+        near, skipped = _embedding_near(files, embeddings, min_cosine), []
+    else:
+        near, skipped = _phash_near(files, max_distance, workers)
+    for (a, b), d in near.items():
+        found.setdefault((a, b), d)
+    pairs = [_pair(a, b, "exact" if m == "content" else "near", d, m, split) for (a, b), (d, m) in found.items()]
+    return DupeReport(sorted(pairs, key=lambda p: (p.distance, str(p.a), str(p.b))), len(files), skipped)
+
+
+def _phash_near(files: list[Path], max_distance: int, workers: int | None
+                ) -> tuple[dict[tuple[Path, Path], tuple[float, Method]], list[tuple[Path, str]]]:
+    """Near pairs by perceptual hash (sorted path pair → (distance, "phash")), and the unreadable files."""
     readable: list[Path] = []
     hashes: list[int] = []
     skipped: list[tuple[Path, str]] = []
@@ -109,54 +135,29 @@ def find_duplicates(paths: Sequence[str | Path], max_distance: int = MAX_DISTANC
         else:
             readable.append(path)
             hashes.append(value)
-    near: dict[tuple[Path, Path], int] = {}
+    near: dict[tuple[Path, Path], tuple[float, Method]] = {}
     for i, j, distance in near_pairs(hashes, max_distance):
         a, b = sorted((readable[i], readable[j]))
-        if (a, b) not in found:
-            near[(a, b)] = distance
-    pairs = [_pair(a, b, "exact", d, split) for (a, b), d in found.items()]
-    pairs += [_pair(a, b, "near", d, split) for (a, b), d in near.items()]
-    return DupeReport(sorted(pairs, key=lambda p: (p.distance, str(p.a), str(p.b))), len(files), skipped)
+        near[(a, b)] = (distance, "phash")
+    return near, skipped
 
 
-def _pair(a: Path, b: Path, kind: Kind, distance: int, split: Callable[[Path], str | None] | None) -> DupePair:
+def _embedding_near(files: list[Path], embeddings: np.ndarray, min_cosine: float
+                    ) -> dict[tuple[Path, Path], tuple[float, Method]]:
+    near: dict[tuple[Path, Path], tuple[float, Method]] = {}
+    for i, j, cosine in embedding_pairs(embeddings, min_cosine):
+        a, b = sorted((files[i], files[j]))
+        near[(a, b)] = (round(max(0.0, 1.0 - cosine), 4), "embedding")
+    return near
+
+
+def _pair(a: Path, b: Path, kind: Kind, distance: float, method: Method,
+          split: Callable[[Path], str | None] | None) -> DupePair:
     if split is not None:
         sa, sb = split(a), split(b)
         if sa is not None and sb is not None and sa != sb:
             kind = "leak"
-    return DupePair(a, b, kind, distance)
-
-
-def _exact_groups(files: list[Path]) -> list[list[Path]]:
-    """Groups (of two or more) of byte-identical files; only files sharing a size are read."""
-    by_size: dict[int, list[Path]] = defaultdict(list)
-    for path in files:
-        try:
-            by_size[path.stat().st_size].append(path)
-        except OSError:
-            continue  # unreadable: the perceptual hash reports it
-    groups: list[list[Path]] = []
-    for size, same_size in by_size.items():
-        if len(same_size) < 2 or size == 0:
-            continue
-        by_digest: dict[bytes, list[Path]] = defaultdict(list)
-        for path in same_size:
-            digest = _content_hash(path)
-            if digest is not None:
-                by_digest[digest].append(path)
-        groups += [g for g in by_digest.values() if len(g) > 1]
-    return groups
-
-
-def _content_hash(path: Path) -> bytes | None:
-    digest = hashlib.blake2b(digest_size=32)
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.digest()
+    return DupePair(a, b, kind, distance, method)
 
 
 def _phash(path: str) -> tuple[int | None, str]:

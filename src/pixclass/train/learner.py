@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
+from pixclass.data.hashes import shared_copies
 from pixclass.data.loaders import ImageData
 from pixclass.errors import PixclassError
 from pixclass.models.backbones import build_model
@@ -108,6 +110,7 @@ class Learner:
         self.features = FeatureCache(self)
         self.epoch_offset = 0  # epochs done in earlier stages, for the table and history
         self.on_epoch_end: list[Callable[["Learner", dict], None]] = []
+        self._leaks_checked = False
 
     # ----- freezing ----------------------------------------------------------------------------
     def freeze(self) -> None:
@@ -162,6 +165,7 @@ class Learner:
              resume: dict | None = None) -> list[dict]:
         if epochs < 1:
             raise PixclassError(f"epochs must be at least 1; got {epochs}")
+        self._warn_leaks()
         cached = self.uses_cache
         if not cached:
             self.features.clear()  # the body will change
@@ -195,6 +199,20 @@ class Learner:
                 hook(self, row)
         self.epoch_offset += epochs
         return rows
+
+    def _warn_leaks(self) -> None:
+        """Once, before training: warn when validation images are byte-identical copies of training ones.
+
+        Content hashes of size-mates only (`pixclass.data.hashes`): elpv's 2,624 files take LEAK_S.
+        """
+        if self._leaks_checked:
+            return
+        self._leaks_checked = True
+        copies = shared_copies(self.data.train_paths, self.data.valid_paths)
+        if copies:
+            n = len(copies)
+            warnings.warn(f"pixclass: {n} train/valid pair{'s' if n > 1 else ''} of identical files (leaks: validation "
+                          "scores will look better than they are); list them with 'pixclass dupes'", stacklevel=3)
 
     def _stage_title(self, cached: bool, epochs: int, lrs: list[float]) -> str:
         where = "frozen body, cached features" if cached else ("frozen body" if self.model.is_frozen else "unfrozen")
@@ -293,6 +311,7 @@ class Learner:
         Stops early once the smoothed loss exceeds 4× its minimum. Returns an `LRFind` with
         `lrs`, `losses`, `plot()` and `suggestion`.
         """
+        self._warn_leaks()
         saved = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         cached = self.uses_cache
         lrs = exp_lrs(start_lr, end_lr, num_it)
