@@ -13,16 +13,23 @@ model built, at the size they really have. Every problem is one `PixclassError` 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from pixclass.errors import PixclassError
-from pixclass.export.bundle_meta import DAMAGED, FORMAT, FORMAT_VERSION, RESIZE, validate_meta
-from pixclass.export.model_file import Header, read_bundle_header as _read_header
+from pixclass.export.bundle_meta import (
+    DAMAGED,
+    FORMAT,
+    FORMAT_VERSION,
+    RESIZE,
+    validate_meta,
+)
+from pixclass.export.model_file import Header
+from pixclass.export.model_file import read_bundle_header as _read_header
 from pixclass.export.model_file import safetensors_errors as _safetensors_errors
 from pixclass.files import atomic_write
 from pixclass.models.backbones import ImageClassifier, create_body, state_mismatch
