@@ -4,8 +4,14 @@ decisions by keyboard and click, undo, a reload that restores the page, and sort
 from __future__ import annotations
 
 import pytest
+from cleaner_helpers import (
+    CHROMIUM,
+    colour_folders,
+    csv_rows,
+    loose_images,
+    running_app,
+)
 
-from cleaner_helpers import CHROMIUM, colour_folders, csv_rows, loose_images, running_app
 from pixclass.cleaner.app import create_app
 from pixclass.cleaner.settings import CleanerSettings
 

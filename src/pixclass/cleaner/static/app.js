@@ -143,7 +143,8 @@ function render() {
   grid.replaceChildren(...cards);
   $("#more").hidden = list.length <= shown;
   $("#empty").hidden = list.length > 0;
-  $("#empty").textContent = "No images in this view.";
+  $("#empty").textContent = ui.view === "dupes" && dupes.status === "ready" && !dupes.groups.length
+    ? "No duplicates found." : "No images in this view.";
   renderInspector();
 }
 
