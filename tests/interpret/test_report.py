@@ -3,6 +3,7 @@ one self-contained page with every section, images embedded, every name escaped.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,6 @@ GIVEN_LR = ("--lr", "1e-2")  # no lr_find: a second faster
 HEADINGS = ["Data", "Training", "Results", "Speed", "Limits", "Diagnosis", "Data issues"]
 # A class whose name is HTML: it must show as text, never as markup.
 ODD_CLASS = 'red<b>&"co'
-
 
 
 def pixclass(*args: str) -> subprocess.CompletedProcess:
@@ -164,7 +164,7 @@ def test_label_issues_and_dupes_of_the_run_are_shown_and_a_leak_is_diagnosed(sin
 
     run = tmp_path / "run"
     shutil.copytree(single_run[0], run)
-    data = Path(__import__("json").loads((run / "config.json").read_text())["data"])
+    data = Path(json.loads((run / "config.json").read_text())["data"])
     a, b = sorted((data / "blue").iterdir())[:2]
     (run / "label_issues.csv").write_text("path,label,suggested,score,loss,split,issue\n"
                                           f"{a},blue,green,0.97,3.2,train,1\n{b},blue,blue,0.01,0.02,valid,0\n")
