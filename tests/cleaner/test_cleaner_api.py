@@ -286,3 +286,10 @@ def test_without_dupes_csv_duplicates_are_found_at_start_up(root):
     assert dupes["status"] == "ready"
     assert dupes["groups"] == [{"ids": sorted([ids["blue/blue_2.jpg"], ids["green/copy.jpg"]]), "distance": 0,
                                 "kind": "exact"}]
+
+
+def test_loose_images_without_classes_to_sort_into_are_refused_naming_the_option(tmp_path):
+    root = loose_images(tmp_path / "inbox", ["a.jpg"])
+    with pytest.raises(PixclassError, match=r"holds loose images but no class folders .* --sort CLASS1,CLASS2"):
+        create_app(root, QUIET)
+    create_app(root, CleanerSettings(sort_classes=("cat",), find_dupes=False)).state.cleaner.close()  # not locked

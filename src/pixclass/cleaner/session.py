@@ -87,6 +87,10 @@ class CleaningSession:
         self.classes = sorted(set(dataset.classes) | {t for it in self.items for t in it.labels})
         self.sort_classes = list(self.settings.sort_classes) or list(dataset.classes)
         self._trash_log = None
+        if not self.sort_classes and any(it.loose for it in self.items):
+            self.journal.close()
+            raise PixclassError(f"'{self.root}' holds loose images but no class folders to sort them into: "
+                                "name the classes with --sort CLASS1,CLASS2,...")
 
     # -- reading ---------------------------------------------------------------------------------
 
