@@ -120,3 +120,15 @@ def test_with_a_token_every_api_call_needs_it_by_header_or_query(root):
     assert bare[0].json()["error"].startswith("missing or wrong token")
     assert (header.status_code, bearer.status_code, query.status_code) == (200, 200, 200)
     assert (root / "blue" / "blue_0.jpg").is_file()  # the refused trash moved nothing
+
+
+def test_a_change_posted_from_another_sites_page_is_refused_with_403(root):
+    with TestClient(create_app(root, QUIET)) as client:
+        foreign = client.post("/api/decide", json={"item": 0, "action": "trash"}, headers={"Origin": "http://evil.example"})
+        undo = client.post("/api/undo", headers={"Origin": "http://evil.example"})
+        own = client.post("/api/decide", json={"item": 0, "action": "keep"}, headers={"Origin": "http://testserver"})
+
+    assert (foreign.status_code, undo.status_code, own.status_code) == (403, 403, 200)
+    assert foreign.json() == {"error": "refused a change sent from another site (http://evil.example): "
+                                       "use the cleaner's own page"}
+    assert (root / "blue" / "blue_0.jpg").is_file()

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -82,6 +83,7 @@ def create_app(root: str | os.PathLike, settings: CleanerSettings | None = None)
     app.state.cleaner = session
     _add_error_handlers(app)
     auth = Depends(_token_check(settings.token))
+    same_site = Depends(_same_origin)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -104,12 +106,12 @@ def create_app(root: str | os.PathLike, settings: CleanerSettings | None = None)
         index = session.item(id if id is not None else path)  # type: ignore[arg-type]
         return FileResponse(session.file_of(index), headers={"Cache-Control": "private, max-age=3600"})
 
-    @app.post("/api/decide", dependencies=[auth])
+    @app.post("/api/decide", dependencies=[auth, same_site])
     def decide(decision: Decision) -> dict:
         changed = session.decide(decision.item, decision.action, decision.labels)
         return {"item": changed, "undo": session.undo_depth(), "classes": session.classes}
 
-    @app.post("/api/undo", dependencies=[auth])
+    @app.post("/api/undo", dependencies=[auth, same_site])
     def undo() -> dict:
         changed = session.undo()
         return {"item": changed, "undo": session.undo_depth(), "classes": session.classes}
@@ -154,6 +156,14 @@ def _token_check(token: str | None):
                            {"WWW-Authenticate": "Bearer"})
 
     return check
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a change sent by another site's page (a form posted to 127.0.0.1 from anywhere):
+    browsers name the page's origin on every POST, and ours is the host the request came to."""
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise ApiError(403, f"refused a change sent from another site ({origin}): use the cleaner's own page")
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -284,6 +284,14 @@ function renderSorter() {
     b.innerHTML = "<kbd>x</kbd>trash"; b.addEventListener("click", () => decide(ui.selected, "trash")); li.append(b); return li; })());
 }
 
+function openRelabel() {
+  // The open menu: arrows move within it and only Enter relabels (a focused closed <select>
+  // would relabel at every arrow key).
+  const sel = $("#relabel");
+  sel.focus();
+  try { sel.showPicker(); } catch (e) { /* older browsers: the focused menu */ }
+}
+
 function fileInto(cls) { if (ui.selected != null) decide(ui.selected, "file", [cls]); }
 
 document.addEventListener("keydown", (ev) => {
@@ -305,7 +313,7 @@ document.addEventListener("keydown", (ev) => {
   else if (key === "ArrowLeft" || key === "k") next(-1);
   else if (key === "Enter" || key === " ") decide(ui.selected, "keep");
   else if (key === "x" || key === "Delete" || key === "Backspace") decide(ui.selected, "trash");
-  else if (key === "r" && !S.multi) $("#relabel").focus();
+  else if (key === "r" && !S.multi) openRelabel();
   else if (digit >= 0 && digit < S.classes.length) S.multi ? toggleTag(S.classes[digit]) : relabelTo(S.classes[digit]);
   else return;
   ev.preventDefault();
