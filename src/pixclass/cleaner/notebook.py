@@ -83,8 +83,13 @@ def clean_in_notebook(root: str | os.PathLike, settings: CleanerSettings | None 
         url_template: the page's address as the browser reaches it, `{port}` filled in; e.g.
             "/proxy/{port}/" behind jupyter-server-proxy. Colab is recognised by itself.
     """
+    from dataclasses import replace
+
     from pixclass.cleaner.app import create_app
 
+    settings = settings or CleanerSettings()
+    if url_template or _in_colab():  # a proxy stands between: the browser's Origin is not our Host
+        settings = replace(settings, check_origin=False)
     return NotebookCleaner(create_app(root, settings), port, height, url_template)
 
 

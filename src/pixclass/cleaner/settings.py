@@ -22,6 +22,9 @@ class CleanerSettings:
     token: str | None = None
     # Sort mode's classes, in the order of the number keys 1..9 (empty: the class folders there are).
     sort_classes: tuple[str, ...] = ()
+    # Changes (POST) whose Origin header names another host than the request's are refused (a page of
+    # another site posting to 127.0.0.1). Off only behind a proxy that rewrites Host (notebooks).
+    check_origin: bool = True
     # Without RUN/dupes.csv, look for duplicates in a background thread at start-up.
     find_dupes: bool = True
     dupes_workers: int | None = None  # processes hashing images (default: all cores)
