@@ -108,3 +108,43 @@ def test_sort_mode_files_loose_images_with_number_keys_and_undo_brings_one_back(
     assert (shown, left) == ("c.jpg", "1 images left to sort")
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jpg")) == ["c.jpg", "cat/a.jpg", "dog/b.jpg"]
     assert csv_rows(root / "cleaned.csv") == ["name,label", "cat/a.jpg,cat", "dog/b.jpg,dog"]
+
+
+def test_multi_label_tags_are_toggled_by_number_keys_and_a_refused_undo_is_shown_on_the_page(browser, tmp_path):
+    import json
+
+    from imagefiles import write_planet
+
+    data = write_planet(tmp_path / "planet", 6)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"data": str(data / "labels.csv"), "folder": "train-jpg",
+                                                 "label_delim": " "}))
+    root = data / "train-jpg"
+    errors: list[str] = []
+    with running_app(create_app(run, CleanerSettings(find_dupes=False))) as url:
+        page = browser.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url + "/", timeout=T)
+        _card(page, "train_3.jpg").click()  # tags: red green
+        page.keyboard.press("3")  # tags are blue, green, red: drop red
+        page.wait_for_selector(".card[data-name='train_3.jpg'] .label:text-is('green')", timeout=T)
+        page.keyboard.press("1")  # add blue
+        page.wait_for_selector(".card[data-name='train_3.jpg'] .label:text-is('green blue')", timeout=T)
+        tags = page.locator("#tags input:checked").evaluate_all("boxes => boxes.map(b => b.value)")
+        _card(page, "train_0.jpg").click()
+        page.keyboard.press("x")
+        _wait_status(page, "train_0.jpg", "trashed")
+        (root / "train_0.jpg").write_bytes(b"someone put a file here")
+        page.keyboard.press("u")
+        page.wait_for_selector("#error:not([hidden])", timeout=T)
+        error = page.locator("#error").inner_text()
+        status = _card(page, "train_0.jpg").get_attribute("data-status")
+
+    assert errors == []
+    assert tags == ["blue", "green"]
+    assert error == "cannot undo: 'train_0.jpg' exists again; move or rename that file, then undo"
+    assert status == "trashed"
+    assert csv_rows(root / "cleaned.csv") == [
+        "name,label", "train_1.jpg,green", "train_2.jpg,blue", "train_3.jpg,green blue", "train_4.jpg,green blue",
+        "train_5.jpg,red blue"]
