@@ -293,3 +293,14 @@ def test_loose_images_without_classes_to_sort_into_are_refused_naming_the_option
     with pytest.raises(PixclassError, match=r"holds loose images but no class folders .* --sort CLASS1,CLASS2"):
         create_app(root, QUIET)
     create_app(root, CleanerSettings(sort_classes=("cat",), find_dupes=False)).state.cleaner.close()  # not locked
+
+
+def test_an_unreadable_label_issues_file_is_one_error_line_and_the_folder_is_released(root, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"data": str(root)}))
+    (run / "label_issues.csv").write_bytes(b"path,score\n\xff\xfe\xfa,1\n")
+    with pytest.raises(PixclassError, match=r"cannot read '.*label_issues.csv' \(.*\): make it again with "
+                                            r"'pixclass label-issues RUN' or move it away"):
+        create_app(run, QUIET)
+    create_app(root, QUIET).state.cleaner.close()  # the failed start left no lock behind

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pixclass.cleaner.session import CleaningSession
+from pixclass.errors import PixclassError
 
 LABEL_ISSUES = "label_issues.csv"
 DUPES = "dupes.csv"
@@ -47,18 +48,26 @@ def read_label_issues(session: CleaningSession) -> dict[str, Any]:
     if path is None or not path.is_file():
         return out
     index = _real_index(session)
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            key = index.get(_real(row.get("path") or "", session, run))
-            if key is None:
-                out["unmatched"] += 1
-                continue
-            out["scores"][key] = {"score": _number(row.get("score")), "loss": _number(row.get("loss")),
-                                  "suggested": (row.get("suggested") or "").split() if session.dataset.multi
-                                  else row.get("suggested") or None,
-                                  "issue": (row.get("issue") or "").strip() == "1"}
+    for row in _rows(path, "pixclass label-issues RUN"):
+        key = index.get(_real(row.get("path") or "", session, run))
+        if key is None:
+            out["unmatched"] += 1
+            continue
+        out["scores"][key] = {"score": _number(row.get("score")), "loss": _number(row.get("loss")),
+                              "suggested": (row.get("suggested") or "").split() if session.dataset.multi
+                              else row.get("suggested") or None,
+                              "issue": (row.get("issue") or "").strip() == "1"}
     out["file"] = str(path)
     return out
+
+
+def _rows(path: Path, remake: str) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header, or a one-line error saying how to make it again."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise PixclassError(f"cannot read '{path}' ({err}): make it again with '{remake}' or move it away") from None
 
 
 def _number(text: str | None) -> float | None:
@@ -91,12 +100,11 @@ class Duplicates:
     def _read(self, path: Path) -> list[tuple[str, str, str, int]]:
         index = _real_index(self.session)
         pairs = []
-        with path.open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                a = index.get(_real(row.get("a") or "", self.session, self.session.dataset.run))
-                b = index.get(_real(row.get("b") or "", self.session, self.session.dataset.run))
-                if a and b and a != b:
-                    pairs.append((a, b, row.get("kind") or "near", int(_number(row.get("distance")) or 0)))
+        for row in _rows(path, "pixclass dupes RUN --csv RUN/dupes.csv"):
+            a = index.get(_real(row.get("a") or "", self.session, self.session.dataset.run))
+            b = index.get(_real(row.get("b") or "", self.session, self.session.dataset.run))
+            if a and b and a != b:
+                pairs.append((a, b, row.get("kind") or "near", int(_number(row.get("distance")) or 0)))
         return pairs
 
     def _find(self) -> None:
