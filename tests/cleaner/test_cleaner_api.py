@@ -206,8 +206,10 @@ def test_a_runs_label_issues_give_each_image_its_score_suggestion_and_loss(root,
     with _client(run) as client:
         state = client.get("/api/state").json()
 
-    scored = {i["key"]: (i["score"], i["suggested"], i["loss"], i["issue"]) for i in state["items"] if "score" in i}
-    assert scored == {"blue/blue_1.png": (0.93, "red", 2.5, True), "red/red_0.jpg": (0.02, "red", 0.1, False)}
+    scored = {i["key"]: (i["score"], i["suggested"], i["loss"], i["issue"], i["run_split"])
+              for i in state["items"] if "score" in i}
+    assert scored == {"blue/blue_1.png": (0.93, "red", 2.5, True, "valid"),
+                      "red/red_0.jpg": (0.02, "red", 0.1, False, "train")}
     assert state["label_issues"]["unmatched"] == 1
     assert state["root"] == str(root.resolve())
 

@@ -56,7 +56,8 @@ def read_label_issues(session: CleaningSession) -> dict[str, Any]:
         out["scores"][key] = {"score": _number(row.get("score")), "loss": _number(row.get("loss")),
                               "suggested": (row.get("suggested") or "").split() if session.dataset.multi
                               else row.get("suggested") or None,
-                              "issue": (row.get("issue") or "").strip() == "1"}
+                              "issue": (row.get("issue") or "").strip() == "1",
+                              "run_split": row.get("split") or None}  # train/valid as the run split them
     out["file"] = str(path)
     return out
 

@@ -163,7 +163,7 @@ function card(item) {
   label.textContent = item.labels.join(" ") || "(no label)";
   const meta = document.createElement("div");
   meta.className = "meta";
-  const bits = [item.split, item.score != null ? `score ${item.score.toFixed(2)}` : null,
+  const bits = [item.split || item.run_split, item.score != null ? `score ${item.score.toFixed(2)}` : null,
     item.suggested && String(item.suggested) !== item.labels.join(" ") ? `→ ${[].concat(item.suggested).join(" ")}` : null];
   meta.textContent = bits.filter(Boolean).join(" · ") || item.key;
   meta.title = item.location;
