@@ -234,10 +234,15 @@ def test_a_multi_label_csv_run_gives_tag_lists_and_relabels_write_space_joined_t
         state = client.get("/api/state").json()
         item = _decide(client, "train_3.jpg", "relabel", ["blue", "red"])
         _decide(client, "train_0.jpg", "trash")
+        after = client.get("/api/state").json()["items"]
+    with _client(run) as client:  # the CSV now names a file that is in the trash
+        restarted = client.get("/api/state").json()
 
     assert (state["layout"], state["multi"], state["apply"], state["classes"]) == ("csv", True, False, ["blue", "green", "red"])
     assert [i["labels"] for i in state["items"][:4]] == [["red"], ["green"], ["blue"], ["red", "green"]]
     assert item["location"] == "train_3.jpg"  # a CSV dataset has no class folders: nothing moves
+    assert restarted["items"] == after
+    assert restarted["notes"] == ["1 rows of labels.csv name files that are not there (trashed or moved away)"]
     assert csv_rows(data / "train-jpg" / "cleaned.csv") == [
         "name,label", "train_1.jpg,green", "train_2.jpg,blue", "train_3.jpg,blue red", "train_4.jpg,green blue",
         "train_5.jpg,red blue"]

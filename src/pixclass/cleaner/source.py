@@ -103,11 +103,18 @@ def _folder_label(parts: tuple[str, ...], splits: bool) -> tuple[tuple[str, ...]
 
 
 def _from_csv(csv: Path, cfg, run: Path) -> Dataset:
-    from pixclass.data.sources import from_df
+    from pixclass.data.images import IMAGE_EXTENSIONS
+    from pixclass.data.sources import _column, from_df
     from pixclass.train.recipe import _read_table
 
     root = (csv.parent / cfg.folder).resolve() if cfg.folder else csv.parent
-    table = from_df(_read_table(csv), path=csv.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
+    df = _read_table(csv)
+    suffixes = [cfg.suffix] if cfg.suffix else ["", *sorted(IMAGE_EXTENSIONS)]
+    # Rows whose file is gone (trashed by an earlier session: the journal knows them) are left out
+    # here; the data source would refuse the whole table.
+    there = _column(df, cfg.fn_col or 0, "file-name").astype(str).map(
+        lambda name: any((root / f"{name}{s}").is_file() for s in suffixes))
+    table = from_df(df[there.to_numpy()], path=csv.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
                     label_col=cfg.label_col or 1, suffix=cfg.suffix, allow_outside=True)
     items: dict[str, Item] = {}
     outside = 0
@@ -119,8 +126,10 @@ def _from_csv(csv: Path, cfg, run: Path) -> Dataset:
         items.setdefault(name, Item(name, _csv_labels(label, cfg.label_delim)))
     listed = sorted(items.values(), key=lambda i: i.name)
     classes = sorted({label for item in listed for label in item.labels})
+    gone = int((~there).sum())
+    notes = [f"{gone} rows of {csv.name} name files that are not there (trashed or moved away)"] if gone else []
     return Dataset(root, listed, classes, "csv", multi=cfg.label_delim is not None, run=run, csv=csv,
-                   outside=outside)
+                   outside=outside, notes=notes)
 
 
 def _csv_labels(label: object, delim: str | None) -> tuple[str, ...]:
