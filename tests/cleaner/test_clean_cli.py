@@ -61,3 +61,38 @@ def test_clean_serves_the_page_and_api_then_stops_on_ctrl_c_with_130(tmp_path):
     assert [i["key"] for i in state["items"]] == ["blue/blue_0.jpg", "green/green_0.jpg", "red/red_0.jpg"]
     assert proc.returncode == 130
     assert "cleaner stopped; every decision is kept in" in err
+
+
+def test_decisions_survive_a_killed_server_and_a_new_one_shows_the_same_state(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from pixclass.cleaner.app import create_app
+    from pixclass.cleaner.settings import CleanerSettings
+
+    root = colour_folders(tmp_path / "colours", 2)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "clean", str(root), "--port", "0", "--no-dupes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first: list[str] = []
+    reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(WAIT)
+    try:
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", first[0] if first else "")
+        assert match, f"no URL in {first!r}"
+        url = match.group(1)
+        for body in ({"item": "blue/blue_1.png", "action": "relabel", "labels": ["green"]},
+                     {"item": "red/red_0.jpg", "action": "trash"}, {"item": "green/green_0.jpg", "action": "keep"}):
+            assert httpx.post(url + "api/decide", json=body, timeout=WAIT).status_code == 200
+        assert httpx.post(url + "api/undo", timeout=WAIT).status_code == 200
+        before = httpx.get(url + "api/state", timeout=WAIT).json()
+    finally:
+        proc.kill()  # no shutdown, no clean-up: as a crash
+        proc.communicate(timeout=WAIT)
+
+    with TestClient(create_app(root, CleanerSettings(find_dupes=False))) as client:
+        after = client.get("/api/state").json()
+
+    assert after["items"] == before["items"] and after["undo"] == before["undo"] == 2
+    assert {i["key"]: i["status"] for i in after["items"] if i["status"]} == {"blue/blue_1.png": "relabelled",
+                                                                               "red/red_0.jpg": "trashed"}
