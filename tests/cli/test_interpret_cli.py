@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-
-
-
 from .conftest import TINY, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -20,6 +17,15 @@ def test_interpret_prints_the_per_class_table_and_writes_the_plots(trained_run):
     assert any(line.startswith(("most confused", "no wrong pair")) for line in lines)
     for name in ("confusion.png", "confusion_normalized.png", "top_losses.png"):
         assert (trained_run / "interpret" / name).read_bytes()[:8] == PNG, name
+
+
+def test_interpret_writes_the_report_and_prints_its_path_last(trained_run):
+    res = run_cli("interpret", str(trained_run))
+
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == f"report: {trained_run / 'report.html'}"
+    page = (trained_run / "report.html").read_text(encoding="utf-8")
+    assert '<h2>Diagnosis</h2>' in page and "<td>blue</td>" in page
 
 
 def test_interpret_of_a_folder_that_is_not_a_run_says_so_in_one_line(tmp_path):
