@@ -129,8 +129,8 @@ def test_cli_writes_every_pair_to_the_csv_with_valid_quoting(tmp_path, photos, c
     with open(tmp_path / "pairs.csv", newline="") as f:
         rows = list(csv.reader(f))
     first, copy, leaked = (str(data / p) for p in ("train/cats/a, b.png", "train/cats/copy.png", "valid/cats/leaked.png"))
-    assert rows == [["a", "b", "kind", "distance"],
-                    [first, copy, "exact", "0"], [first, leaked, "leak", "0"], [copy, leaked, "leak", "0"]]
+    assert rows == [["a", "b", "kind", "distance", "method"], [first, copy, "exact", "0", "content"],
+                    [first, leaked, "leak", "0", "content"], [copy, leaked, "leak", "0", "content"]]
 
 
 def test_cli_reads_the_data_folder_of_a_run(tmp_path, photos, capsys):
@@ -141,7 +141,7 @@ def test_cli_reads_the_data_folder_of_a_run(tmp_path, photos, capsys):
     (tmp_path / "run" / "config.json").write_text(json.dumps({"data": str(tmp_path / "data")}))
     code, out, _ = run_cli(["dupes", str(tmp_path / "run")], capsys)
     assert code == 0
-    assert out.splitlines() == [f"exact (0): {tmp_path / 'data/x/a.png'}  {tmp_path / 'data/x/b.png'}",
+    assert out.splitlines() == [f"exact (content 0): {tmp_path / 'data/x/a.png'}  {tmp_path / 'data/x/b.png'}",
                                 "2 files: 1 exact pairs, 0 near pairs, 0 leaks"]
 
 

@@ -1,7 +1,10 @@
 """`pixclass dupes`: exact and near duplicate images, and train/valid leaks, of a folder or a run's data.
 
 A thin wrapper over `pixclass.collect.dupes.find_duplicates`, imported inside the command so
-`pixclass --help` stays fast.
+`pixclass --help` stays fast. With `--embeddings` on a run folder, the run's model (its final
+weights) computes the pooled body features of the run's own train and valid images; pairs of
+similar features are near too, and the run's split says what leaks. The CSV's columns are
+a,b,kind,distance,method (method: content|phash|embedding).
 """
 
 from __future__ import annotations
@@ -28,24 +31,31 @@ def dupes(
     max_distance: Optional[int] = typer.Option(None, "--max-distance",
                                                help="Largest perceptual-hash distance (0-63) still 'near'."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    embeddings: bool = typer.Option(False, "--embeddings",
+                                    help="RUN only: also pair images whose pooled features (the run's model) "
+                                         "are similar; the run's train/valid split gives the leaks."),
+    min_cosine: Optional[float] = typer.Option(None, "--min-cosine",
+                                               help="With --embeddings: smallest cosine similarity still 'near'."),
 ) -> None:
     """Find exact and near duplicate images, and copies shared by train/ and valid/ (leaks)."""
     from pixclass.collect.dupes import MAX_DISTANCE, find_duplicates
-    from pixclass.data.images import is_image_file
-    from pixclass.data.walk import walk_files
+    from pixclass.collect.embedding_dupes import MIN_COSINE
 
-    data = _data_folder(folder)
     distance = MAX_DISTANCE if max_distance is None else max_distance
     if not 0 <= distance <= 63:
         raise PixclassError(f"--max-distance must be between 0 and 63, not {distance}")
-    files = [p for p in walk_files(data).files if is_image_file(p)]
-    splits = [s for s in SPLIT_FOLDERS if (data / s).is_dir()]
-    split_of = None
-    if len(splits) == len(SPLIT_FOLDERS):
-        split_of = {p: p.relative_to(data).parts[0] for p in files if len(p.relative_to(data).parts) > 1}
-    report = find_duplicates(files, max_distance=distance, split_of=split_of, workers=workers)
+    cosine = MIN_COSINE if min_cosine is None else min_cosine
+    if not -1 <= cosine <= 1:
+        raise PixclassError(f"--min-cosine must be between -1 and 1, not {cosine}")
+    features = None
+    if embeddings:
+        files, split_of, features = _run_features(folder)
+    else:
+        files, split_of = _folder_files(_data_folder(folder))
+    report = find_duplicates(files, max_distance=distance, split_of=split_of, workers=workers,
+                             embeddings=features, min_cosine=cosine)
     for pair in report.pairs[:DUPES_SHOWN]:
-        typer.echo(f"{pair.kind} ({pair.distance}): {pair.a}  {pair.b}")
+        typer.echo(f"{pair.kind} ({pair.method} {pair.distance}): {pair.a}  {pair.b}")
     if len(report.pairs) > DUPES_SHOWN:
         more = f"see {csv_out}" if csv_out else "write them all with --csv OUT"
         typer.echo(f"... and {len(report.pairs) - DUPES_SHOWN} more pairs: {more}")
@@ -56,10 +66,45 @@ def dupes(
 
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(["a", "b", "kind", "distance"])
-        writer.writerows([str(p.a), str(p.b), p.kind, p.distance] for p in report.pairs)
+        writer.writerow(["a", "b", "kind", "distance", "method"])
+        writer.writerows([str(p.a), str(p.b), p.kind, p.distance, p.method] for p in report.pairs)
         atomic_write_text(csv_out, text.getvalue())
     typer.echo(str(report))
+
+
+def _folder_files(data: Path) -> tuple[list[Path], dict[Path, str] | None]:
+    """The image files under `data`, and their split when it holds both train/ and valid/."""
+    from pixclass.data.images import is_image_file
+    from pixclass.data.walk import walk_files
+
+    files = [p for p in walk_files(data).files if is_image_file(p)]
+    if not all((data / s).is_dir() for s in SPLIT_FOLDERS):
+        return files, None
+    return files, {p: p.relative_to(data).parts[0] for p in files if len(p.relative_to(data).parts) > 1}
+
+
+def _run_features(run: Path):
+    """(train + valid image paths, their split, their pooled body features (N, F)) of a run's model."""
+    import torch
+
+    from pixclass.train import runfolder
+    from pixclass.train.recipe import TrainConfig, make_learner
+
+    runfolder.require_run(run, "compare the features of")
+    final = run / "checkpoints" / "final.safetensors"
+    if not final.is_file():
+        raise PixclassError(f"'{run}' has no final weights ({final} is missing): finish training it first "
+                            f"('pixclass train --resume {run}') or leave out --embeddings")
+    with runfolder.RunLock(run):
+        learn = make_learner(TrainConfig.load(run), progress=False, pretrained=False)
+        learn.load(final)
+        splits = [s for s in ("train", "valid") if learn.data.paths(s)]
+        typer.echo(f"body features of {sum(len(learn.data.paths(s)) for s in splits)} images "
+                   f"({learn.arch}, {learn.data.size} px)...")
+        paths = [Path(p) for s in splits for p in learn.data.paths(s)]
+        split_of = {Path(p): s for s in splits for p in learn.data.paths(s)}
+        features = torch.cat([learn.features.get(s)[0].float().cpu() for s in splits]).numpy()
+    return paths, split_of, features
 
 
 def _data_folder(folder: Path) -> Path:

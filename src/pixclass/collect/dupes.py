@@ -10,8 +10,8 @@ default embedding similarity for "near", from `pixclass.collect.embedding_dupes`
   gives (the one image policy: upright, RGB), Hamming distance ≤ `max_distance`. Unreadable files are
   skipped and counted, never fatal.
 - near, method "embedding": when `embeddings` (a model's pooled features, one row per file) are given,
-  instead of the perceptual hash: cosine similarity ≥ `min_cosine`; distance = 1 − cosine. On
-  look-alike pictures (elpv solar cells) the perceptual hash pairs unrelated images; features do not.
+  also the pairs of cosine similarity ≥ `min_cosine`; distance = 1 − cosine. They add small crops
+  the hash misses; they do not fix look-alike sets (elpv cells: see `embedding_dupes.MIN_COSINE`).
 - leak: an exact or near pair whose two files are in different splits (`split_of`), e.g. train and
   valid; it keeps its distance.
 
@@ -100,7 +100,8 @@ def find_duplicates(paths: Sequence[str | Path], max_distance: int = MAX_DISTANC
             (None, or missing from the mapping) leak with nothing.
         workers: processes reading images (default: all cores).
         embeddings: (N, F) features, row i of `paths[i]` (e.g. a model's pooled body features):
-            near pairs by cosine similarity instead of the perceptual hash (no image is read).
+            pairs whose cosine similarity reaches `min_cosine` are near too (method "embedding"),
+            besides those of the perceptual hash.
         min_cosine: the smallest cosine similarity of two embeddings still "near".
     """
     if not 0 <= max_distance < HASH_BITS:
@@ -113,10 +114,9 @@ def find_duplicates(paths: Sequence[str | Path], max_distance: int = MAX_DISTANC
     for group in exact_groups(files):
         for a, b in itertools.combinations(sorted(group), 2):
             found[(a, b)] = (0, "content")
+    near, skipped = _phash_near(files, max_distance, workers)
     if embeddings is not None:
-        near, skipped = _embedding_near(files, embeddings, min_cosine), []
-    else:
-        near, skipped = _phash_near(files, max_distance, workers)
+        near = _embedding_near(files, embeddings, min_cosine) | near  # a pair both find: its phash distance
     for (a, b), d in near.items():
         found.setdefault((a, b), d)
     pairs = [_pair(a, b, "exact" if m == "content" else "near", d, m, split) for (a, b), (d, m) in found.items()]

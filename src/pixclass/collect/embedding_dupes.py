@@ -7,25 +7,38 @@ Up to `EXACT_MAX` rows the search is exact: blocks of rows against the rows afte
 matrix product, never the whole N × N matrix in memory). Above, random-hyperplane LSH finds the
 candidates: each of `TABLES` tables buckets the rows by the signs of `bits` random projections of
 the *centred* rows (minus their mean: on look-alike pictures the raw features share one big common
-direction and would all fall into one bucket), `bits` growing with log2 N so buckets hold ~16 rows;
-only bucket-mates are compared, each candidate by its true cosine. Cost: N·F·bits·TABLES for the
+direction and would all fall into one bucket), `bits` growing with log2 N so buckets hold ~64 rows;
+only bucket-mates are compared (one small matrix product per bucket), by their true cosine. Cost: N·F·bits·TABLES for the
 projections plus the candidates, near-linear in N (benchmarks/bench_dupes.py: 1k, 10k, 50k).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 # Cosine similarity of two images' pooled features from which they count as near copies. Measured
-# with the pretrained efficientnet_lite0 body at 224 px on the 2,624 elpv cells and 5 copies of 150
-# of them (/tmp/dupes_emb/elpv_threshold.py, see the report of issue 10): see MEASURED below.
+# with the ImageNet efficientnet_lite0 body at 224 px (pixclass' concat pool, 2,560 wide; the issue 10
+# report has the scripts):
+#   15 photos (scikit-learn's china and flower, matplotlib's grace_hopper, the quadrants of each) and
+#   copies of each: JPEG q75 min 0.886 median 0.949, half size min 0.783 median 0.876, cropped 2 % per
+#   side min 0.874 median 0.959, 5 % median 0.911; the 105 pairs of different photos ≤ 0.903 (a photo
+#   and one of its own quadrants).
+#   elpv: copies of 150 cells: JPEG q75 min 0.918, half size min 0.905, cropped 2 % median 0.83; the
+#   3.4 M pairs of different cells reach 0.9895 (4,788 ≥ 0.95, 158 ≥ 0.98: neighbouring cells cut
+#   from one ingot look the same), so no threshold separates elpv's copies from its look-alikes.
+# 0.95 keeps different photos apart with a margin and adds about half of the 2 % crops, which the
+# perceptual hash (distance ≤ 6) misses about half of.
 MIN_COSINE = 0.95
-EXACT_MAX = 8192  # rows up to which the exact search runs (8k × 1280: 0.3 s; 50k LSH: see benchmarks)
-TABLES = 24  # LSH tables: recall of planted pairs at cosine ≥ 0.95 measured in benchmarks/bench_dupes.py
+# Rows up to which the exact search runs: on 2 busy cores one BLAS product per block beat the LSH's
+# many small ones at 10k × 1280 (exact 0.7-2.4 s, LSH 2-5 s; benchmarks/bench_dupes.py).
+EXACT_MAX = 20_000
+# LSH tables × ~64-row buckets, measured at 10k look-alike rows with planted copies at cosine
+# 0.95..0.999: 16 × 64 found 99.0 % of them (12 × 32: 96.9 %, 8 × 64: 90.2 %, 24 × 16: 99.6 % but slower).
+TABLES = 16
 _BLOCK = 1024  # rows per block of the exact search and of the projections
-_VERIFY = 8192  # candidate pairs whose cosine is computed at once (memory: 2 × this × F floats)
 
 
 def embedding_pairs(embeddings, min_cosine: float = MIN_COSINE, exact_max: int = EXACT_MAX,
@@ -34,12 +47,12 @@ def embedding_pairs(embeddings, min_cosine: float = MIN_COSINE, exact_max: int =
 
     Args:
         embeddings: (N, F) array-like of features (a torch tensor works too); all-zero rows pair with nothing.
-        min_cosine: the threshold, in (-1, 1].
+        min_cosine: the threshold, in [-1, 1] (-1: every pair).
         exact_max: up to this many rows the exact search runs; above, LSH candidates (module docstring).
         seed: of the LSH projections (the result is deterministic for a seed).
     """
-    if not -1.0 < min_cosine <= 1.0:
-        raise ValueError(f"min_cosine must be in (-1, 1], not {min_cosine}")
+    if not -1.0 <= min_cosine <= 1.0:
+        raise ValueError(f"min_cosine must be between -1 and 1, not {min_cosine}")
     x = _normalized(embeddings)
     if len(x) < 2:
         return []
@@ -76,45 +89,25 @@ def _exact(x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def _lsh(x: np.ndarray, t: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n, f = x.shape
-    bits = min(max(int(math.log2(n)) - 4, 8), 24)  # ~16 rows per bucket of spread rows
+    bits = min(max(int(math.log2(n)) - 6, 8), 24)  # ~64 rows per bucket of spread rows
     rng = np.random.default_rng(seed)
     planes = rng.standard_normal((f, bits * TABLES)).astype(np.float32)
     mean = x.mean(axis=0)
-    weights = (1 << np.arange(bits, dtype=np.int64))
+    weights = 1 << np.arange(bits, dtype=np.int64)
     keys = np.empty((n, TABLES), dtype=np.int64)
     for start in range(0, n, _BLOCK):
         signs = ((x[start:start + _BLOCK] - mean) @ planes) > 0  # (block, bits × TABLES)
         keys[start:start + _BLOCK] = signs.reshape(-1, TABLES, bits) @ weights
-    candidates = np.unique(np.concatenate([_pair_ids(keys[:, table]) for table in range(TABLES)]))
-    found_i, found_j, found_c = [], [], []
-    for start in range(0, len(candidates), _VERIFY):
-        ids = candidates[start:start + _VERIFY]
-        i, j = ids // n, ids % n
-        cos = np.einsum("ij,ij->i", x[i], x[j])
-        near = cos >= t
-        found_i.append(i[near])
-        found_j.append(j[near])
-        found_c.append(cos[near])
-    if not found_i:
-        return np.array([], np.int64), np.array([], np.int64), np.array([], np.float32)
-    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_c)
-
-
-def _pair_ids(keys: np.ndarray) -> np.ndarray:
-    """i × N + j (i < j) for every pair of rows sharing a key, each pair once."""
-    n = len(keys)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    end = np.repeat(starts + sizes, sizes)  # one past the last member of each one's bucket
-    index = np.arange(n)
-    at = index[end - index > 1]
-    out = [np.array([], np.int64)]
-    step = 1
-    while at.size:  # each member with the one `step` places later in its bucket
-        i, j = order[at], order[at + step]
-        out.append(np.minimum(i, j) * n + np.maximum(i, j))
-        step += 1
-        at = at[end[at] - at > step]
-    return np.concatenate(out)
+    found_ids, found_c = [np.array([], np.int64)], [np.array([], np.float32)]
+    for table in range(TABLES):
+        order = np.argsort(keys[:, table], kind="stable")
+        rows, sorted_keys = x[order], keys[order, table]
+        edges = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
+        for a, b in itertools.pairwise(edges):
+            if b - a > 1:  # the bucket's rows against each other: an exact search of a few rows
+                i, j, cos = _exact(rows[a:b], t)
+                i, j = order[i + a], order[j + a]
+                found_ids.append(np.minimum(i, j) * n + np.maximum(i, j))
+                found_c.append(cos)
+    ids, first = np.unique(np.concatenate(found_ids), return_index=True)
+    return ids // n, ids % n, np.concatenate(found_c)[first]
