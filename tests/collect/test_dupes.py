@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import random
 import shutil
@@ -156,3 +157,41 @@ def test_the_dupes_verb_does_not_import_torch():
             "print(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def write_test_set(folder, photos) -> dict:
+    """Each of the ten photos with four copies (byte copy, JPEG q75, half size, cropped 1 % per side),
+    and 21 elpv solar cells (every 131st: different cells of one look-alike product). Returns
+    {file: family}: files of one family are duplicates of each other, of two families never."""
+    from pixclass.demo.elpv import elpv_items
+
+    family = {}
+    for name, img in photos.items():
+        w, h = img.size
+        files = [folder / f"{name}.png", folder / f"{name}-copy.png", folder / f"{name}-q75.jpg",
+                 folder / f"{name}-half.png", folder / f"{name}-crop.png"]
+        img.save(files[0])
+        shutil.copyfile(files[0], files[1])
+        img.save(files[2], quality=75)
+        img.resize((w // 2, h // 2), Image.BILINEAR).save(files[3])
+        img.crop((w // 100, h // 100, w - w // 100, h - h // 100)).save(files[4])
+        family |= dict.fromkeys(files, name)
+    cells, _ = elpv_items("type")
+    for k in range(0, len(cells), 131):
+        shutil.copyfile(cells[k], folder / f"elpv-{k}.png")
+        family[folder / f"elpv-{k}.png"] = f"elpv-{k}"
+    return family
+
+
+def test_the_test_set_gives_every_exact_pair_at_least_90_percent_of_near_pairs_and_no_false_pair(tmp_path, photos):
+    pytest.importorskip("elpv_dataset")
+    family = write_test_set(tmp_path, photos)
+    report = find_duplicates(sorted(family), workers=2)
+    found = {(p.a, p.b): p.kind for p in report.pairs}
+    same = [(a, b) for a, b in itertools.combinations(sorted(family), 2) if family[a] == family[b]]
+    exact = [(a, b) for a, b in same if a.name.replace("-copy", "") == b.name.replace("-copy", "")]
+    near = [pair for pair in same if pair not in exact]
+    assert (len(family), len(exact), len(near)) == (71, 10, 90)
+    assert [found.get(pair) for pair in exact] == ["exact"] * 10
+    assert sum(found.get(pair) == "near" for pair in near) >= 0.9 * len(near)
+    assert [(p.a.name, p.b.name) for p in report.pairs if family[p.a] != family[p.b]] == []
