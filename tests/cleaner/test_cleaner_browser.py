@@ -148,3 +148,23 @@ def test_multi_label_tags_are_toggled_by_number_keys_and_a_refused_undo_is_shown
     assert csv_rows(root / "cleaned.csv") == [
         "name,label", "train_1.jpg,green", "train_2.jpg,blue", "train_3.jpg,green blue", "train_4.jpg,green blue",
         "train_5.jpg,red blue"]
+
+
+def test_every_split_is_on_one_page_and_the_split_filter_narrows_it(browser, tmp_path):
+    root = tmp_path / "imagenet"
+    colour_folders(root / "train", 2)
+    colour_folders(root / "valid", 1)
+    errors: list[str] = []
+    with running_app(create_app(root, CleanerSettings(find_dupes=False))) as url:
+        page = browser.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url + "/", timeout=T)
+        page.wait_for_selector(".card", timeout=T)
+        everything = page.locator(".card").count()
+        page.select_option("#split-filter", "valid")
+        page.select_option("#class-filter", "red")
+        names = page.locator(".card").evaluate_all("cards => cards.map(c => c.dataset.name)")
+
+    assert errors == []
+    assert everything == 9
+    assert names == ["valid/red/red_0.jpg"]

@@ -14,7 +14,7 @@ const params = new URLSearchParams(location.search);
 let token = params.get("token") || sessionStorage.getItem("pixclass-clean-token") || "";
 let S = null;  // the server's state: items, classes, ...
 let dupes = { status: "off", groups: [] };
-let ui = Object.assign({ view: "", cls: "", hide: false, selected: null }, JSON.parse(sessionStorage.getItem("pixclass-clean-ui") || "{}"));
+let ui = Object.assign({ view: "", cls: "", split: "", hide: false, selected: null }, JSON.parse(sessionStorage.getItem("pixclass-clean-ui") || "{}"));
 let shown = PAGE;
 let list = [];  // the items of the current view, in order (ids)
 let busy = false;
@@ -66,6 +66,11 @@ async function loadDupes() {
 }
 
 function fillClasses() {
+  const splits = [...new Set(S.items.map(splitOf).filter(Boolean))].sort();
+  $("#split-label").hidden = splits.length < 2;
+  $("#split-filter").replaceChildren(new Option("all splits", ""), ...splits.map((s) => new Option(s, s)));
+  $("#split-filter").value = splits.includes(ui.split) ? ui.split : "";
+  ui.split = $("#split-filter").value;
   const filter = $("#class-filter");
   const keep = ui.cls;
   filter.replaceChildren(new Option("all classes", ""), ...S.classes.map((c) => new Option(c, c)));
@@ -74,7 +79,9 @@ function fillClasses() {
 }
 
 function byId(id) { return S.items[id]; }
+function splitOf(item) { return item.split || item.run_split || null; }
 function matches(item) {
+  if (ui.split && splitOf(item) !== ui.split) return false;
   if (ui.cls && !item.labels.includes(ui.cls) && !item.original.includes(ui.cls)) return false;
   if (ui.hide && item.status) return false;
   return true;
@@ -166,7 +173,7 @@ function card(item) {
   label.textContent = item.labels.join(" ") || "(no label)";
   const meta = document.createElement("div");
   meta.className = "meta";
-  const bits = [item.split || item.run_split, item.score != null ? `score ${item.score.toFixed(2)}` : null,
+  const bits = [splitOf(item), item.score != null ? `score ${item.score.toFixed(2)}` : null,
     item.suggested && String(item.suggested) !== item.labels.join(" ") ? `→ ${[].concat(item.suggested).join(" ")}` : null];
   meta.textContent = bits.filter(Boolean).join(" · ") || item.key;
   meta.title = item.location;
@@ -330,6 +337,7 @@ function skipSort() {
 
 document.querySelectorAll("#views button").forEach((b) => b.addEventListener("click", () => { ui.view = b.dataset.view; ui.selected = null; shown = PAGE; render(); }));
 $("#class-filter").addEventListener("change", (ev) => { ui.cls = ev.target.value; shown = PAGE; render(); });
+$("#split-filter").addEventListener("change", (ev) => { ui.split = ev.target.value; shown = PAGE; render(); });
 $("#hide-decided").addEventListener("change", (ev) => { ui.hide = ev.target.checked; render(); });
 $("#undo").addEventListener("click", undo);
 $("#keep").addEventListener("click", () => decide(ui.selected, "keep"));
