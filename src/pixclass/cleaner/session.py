@@ -273,10 +273,11 @@ class CleaningSession:
         return path
 
     def cleaned_rows(self) -> list[tuple[str, str]]:
-        """`cleaned.csv`'s rows: every labelled image not trashed, by name, where its file is now."""
+        """`cleaned.csv`'s rows: every labelled image not trashed, by name, where its file is now (an unlabelled
+        test or loose image is left out until it gets a label)."""
         rows = []
         for it in self.items:
-            if it.status == "trashed" or (not it.labels and not self.dataset.multi) or it.split == "test":
+            if it.status == "trashed" or (not it.labels and not self.dataset.multi):
                 continue
             rows.append((it.location, " ".join(it.labels)))
         return sorted(rows)
