@@ -203,7 +203,9 @@ class Learner:
     def _warn_leaks(self) -> None:
         """Once, before training: warn when validation images are byte-identical copies of training ones.
 
-        Content hashes of size-mates only (`pixclass.data.hashes`): elpv's 2,624 files take LEAK_S.
+        Content hashes of size-mates only (`pixclass.data.hashes`), measured on 2 busy cores: elpv's
+        2,624 files 70 ms (317 share a size), 24 tiny test images 0.3 ms; were every file one size,
+        elpv would take 0.74 s (all 90 MB hashed).
         """
         if self._leaks_checked:
             return
