@@ -215,12 +215,12 @@ class CleaningSession:
         return self.root / label
 
     def _trash(self, it: ItemState) -> ItemState:
-        from pixclass.collect.quarantine import _CsvLog
+        from pixclass.collect.quarantine import CsvLog
 
         src = confine(self.root, it.location)
         dest = move_to_free_name(src, self.root / TRASH_DIR / it.location)
         if self._trash_log is None:
-            self._trash_log = _CsvLog(self.root / TRASH_DIR / "manifest.csv", ["original", "trashed", "time"])
+            self._trash_log = CsvLog(self.root / TRASH_DIR / "manifest.csv", ["original", "trashed", "time"])
         self._trash_log.append([it.location, self._rel(dest), _now()])
         return replace(it, status="trashed", location=self._rel(dest))
 

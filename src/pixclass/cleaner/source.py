@@ -104,15 +104,15 @@ def _folder_label(parts: tuple[str, ...], splits: bool) -> tuple[tuple[str, ...]
 
 def _from_csv(csv: Path, cfg, run: Path) -> Dataset:
     from pixclass.data.images import IMAGE_EXTENSIONS
-    from pixclass.data.sources import _column, from_df
-    from pixclass.train.recipe import _read_table
+    from pixclass.data.sources import column, from_df
+    from pixclass.train.recipe import read_table
 
     root = (csv.parent / cfg.folder).resolve() if cfg.folder else csv.parent
-    df = _read_table(csv)
+    df = read_table(csv)
     suffixes = [cfg.suffix] if cfg.suffix else ["", *sorted(IMAGE_EXTENSIONS)]
     # Rows whose file is gone (trashed by an earlier session: the journal knows them) are left out
     # here; the data source would refuse the whole table.
-    there = _column(df, cfg.fn_col or 0, "file-name").astype(str).map(
+    there = column(df, cfg.fn_col or 0, "file-name").astype(str).map(
         lambda name: any((root / f"{name}{s}").is_file() for s in suffixes))
     table = from_df(df[there.to_numpy()], path=csv.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
                     label_col=cfg.label_col or 1, suffix=cfg.suffix, allow_outside=True)

@@ -53,8 +53,8 @@ class Quarantine:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.dir = root / QUARANTINE_DIR
-        self.log = _CsvLog(self.dir / LOG_NAME, LOG_HEADER)
-        self.journal = _CsvLog(self.dir / JOURNAL_NAME, JOURNAL_HEADER)
+        self.log = CsvLog(self.dir / LOG_NAME, LOG_HEADER)
+        self.journal = CsvLog(self.dir / JOURNAL_NAME, JOURNAL_HEADER)
         self.logged = {row[1] for row in self.log.rows()}  # every moved_to in quarantine.csv
         self.consistent = True  # False while a failed move could not be undone
 
@@ -190,7 +190,7 @@ def only_run(root: Path, wait: float) -> Iterator[int | None]:
         os.close(fd)
 
 
-class _CsvLog:
+class CsvLog:
     """An append-only CSV file: one write and one flush per row, so a kill cuts at most the last
     line; a cut last line is dropped (the file truncated) before anything is appended."""
 

@@ -102,8 +102,8 @@ def from_df(
             refused by default, since a table from elsewhere could make training read any file.
     """
     base = Path(path) / folder if folder else Path(path)
-    fn = _column(df, fn_col, "file-name")
-    lab = _column(df, label_col, "label")
+    fn = column(df, fn_col, "file-name")
+    lab = column(df, label_col, "label")
     names = fn.astype(str).tolist()
     if not suffix and names and not (base / names[0]).exists():
         suffix = _guess_suffix(base, names[0])
@@ -113,7 +113,7 @@ def from_df(
     labels = [None if _missing(v) else v for v in lab.tolist()]
     is_valid = None
     if valid_col is not None:
-        is_valid = [_truthy(v) for v in _column(df, valid_col, "valid").tolist()]
+        is_valid = [_truthy(v) for v in column(df, valid_col, "valid").tolist()]
     missing = [p for p in paths[:2000] if not p.exists()]
     if missing:
         raise PixclassError(
@@ -182,7 +182,7 @@ def from_lists(paths: Sequence[str | os.PathLike], labels: Sequence[Any]) -> Ite
     return Items([Path(p) for p in paths], list(labels))
 
 
-def _column(df: Any, col: str | int, what: str) -> Any:
+def column(df: Any, col: str | int, what: str) -> Any:
     if isinstance(col, int):
         if col >= len(df.columns):
             raise PixclassError(f"the table has no {what} column number {col} (it has {len(df.columns)})")

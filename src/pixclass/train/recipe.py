@@ -139,13 +139,13 @@ def build_data(cfg: TrainConfig):
         return ImageData.from_folder(src, valid_pct=cfg.valid_pct, **common)
     if src.is_file() and src.suffix.lower() in (".csv", ".tsv", ".txt"):
         return ImageData.from_df(
-            _read_table(src), path=src.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
+            read_table(src), path=src.parent, folder=cfg.folder, fn_col=cfg.fn_col or 0,
             label_col=cfg.label_col or 1, suffix=cfg.suffix, label_delim=cfg.label_delim, valid_col=cfg.valid_col,
             valid_pct=cfg.valid_pct, allow_outside=cfg.allow_outside, **common)
     raise PixclassError(f"data '{cfg.data}' is neither a folder of images nor a CSV file")
 
 
-def _read_table(path: Path):
+def read_table(path: Path):
     import pandas as pd
 
     try:
