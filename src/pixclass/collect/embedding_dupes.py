@@ -1,21 +1,19 @@
 """Near-duplicate pairs by embedding similarity: every pair of rows whose cosine similarity reaches a
-threshold, without comparing all N² pairs once N is large.
+threshold.
 
 Owns `embedding_pairs` and `MIN_COSINE` (the default threshold). numpy only.
 
-Up to `EXACT_MAX` rows the search is exact: blocks of rows against the rows after them (a BLAS
-matrix product, never the whole N × N matrix in memory). Above, random-hyperplane LSH finds the
-candidates: each of `TABLES` tables buckets the rows by the signs of `bits` random projections of
-the *centred* rows (minus their mean: on look-alike pictures the raw features share one big common
-direction and would all fall into one bucket), `bits` growing with log2 N so buckets hold ~64 rows;
-only bucket-mates are compared (one small matrix product per bucket), by their true cosine. Cost: N·F·bits·TABLES for the
-projections plus the candidates, near-linear in N (benchmarks/bench_dupes.py: 1k, 10k, 50k).
+The search is exact: blocks of `_BLOCK` rows against the rows after them, one BLAS matrix product per
+block, so memory stays at `_BLOCK` × N however large N is, and no pair is missed. Its time grows as
+N² × F, yet up to 50k rows it beat every near-linear search measured on 2 cores
+(benchmarks/bench_dupes.py, benchmarks/README.md): random-hyperplane LSH in numpy was 4-20× slower
+(its many small products, and look-alike features crowding its buckets: on elpv's real features
+buckets held hundreds of rows), and faiss' HNSW index was slower too, with 99 % recall. The features
+themselves cost far more: one forward pass per image (~50 ms on these cores), against ~1 ms per
+image for this search at 50k.
 """
 
 from __future__ import annotations
-
-import itertools
-import math
 
 import numpy as np
 
@@ -32,36 +30,28 @@ import numpy as np
 # 0.95 keeps different photos apart with a margin and adds about half of the 2 % crops, which the
 # perceptual hash (distance ≤ 6) misses about half of.
 MIN_COSINE = 0.95
-# Rows up to which the exact search runs: on 2 busy cores one BLAS product per block beat the LSH's
-# many small ones at 10k × 1280 (exact 0.7-2.4 s, LSH 2-5 s; benchmarks/bench_dupes.py).
-EXACT_MAX = 20_000
-# LSH tables × ~64-row buckets, measured at 10k look-alike rows with planted copies at cosine
-# 0.95..0.999: 16 × 64 found 99.0 % of them (12 × 32: 96.9 %, 8 × 64: 90.2 %, 24 × 16: 99.6 % but slower).
-TABLES = 16
-_BLOCK = 1024  # rows per block of the exact search and of the projections
+_BLOCK = 1024  # rows per block: a block's products take _BLOCK × N × 4 bytes (200 MB at 50k rows)
 
 
-def embedding_pairs(embeddings, min_cosine: float = MIN_COSINE, exact_max: int = EXACT_MAX,
-                    seed: int = 0) -> list[tuple[int, int, float]]:
+def embedding_pairs(embeddings, min_cosine: float = MIN_COSINE) -> list[tuple[int, int, float]]:
     """Every (i, j, cosine) with i < j and cosine(embeddings[i], embeddings[j]) ≥ `min_cosine`, sorted.
 
     Args:
         embeddings: (N, F) array-like of features (a torch tensor works too); all-zero rows pair with nothing.
         min_cosine: the threshold, in [-1, 1] (-1: every pair).
-        exact_max: up to this many rows the exact search runs; above, LSH candidates (module docstring).
-        seed: of the LSH projections (the result is deterministic for a seed).
     """
     if not -1.0 <= min_cosine <= 1.0:
         raise ValueError(f"min_cosine must be between -1 and 1, not {min_cosine}")
     x = _normalized(embeddings)
-    if len(x) < 2:
-        return []
-    if len(x) <= exact_max:
-        i, j, cos = _exact(x, min_cosine)
-    else:
-        i, j, cos = _lsh(x, min_cosine, seed)
-    order = np.lexsort((j, i))
-    return [(int(a), int(b), float(c)) for a, b, c in zip(i[order], j[order], cos[order])]
+    nonzero = np.abs(x).sum(axis=1) > 0
+    found: list[tuple[int, int, float]] = []
+    for start in range(0, len(x), _BLOCK):
+        sims = x[start:start + _BLOCK] @ x[start:].T  # (block, N - start)
+        i, j = np.nonzero(sims >= min_cosine)
+        keep = (j > i) & nonzero[i + start] & nonzero[j + start]  # the upper triangle, without zero rows
+        i, j = i[keep], j[keep]
+        found += zip((i + start).tolist(), (j + start).tolist(), sims[i, j].tolist())
+    return sorted(found)
 
 
 def _normalized(embeddings) -> np.ndarray:
@@ -73,41 +63,3 @@ def _normalized(embeddings) -> np.ndarray:
         raise ValueError(f"embeddings must be a 2-d (N, F) array, not of shape {x.shape}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0)
-
-
-def _exact(x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    found_i, found_j, found_c = [], [], []
-    for start in range(0, len(x), _BLOCK):
-        sims = x[start:start + _BLOCK] @ x[start:].T  # (block, N - start)
-        i, j = np.nonzero(sims >= t)
-        keep = j > i  # the upper triangle: each pair once, no row with itself
-        found_i.append(i[keep] + start)
-        found_j.append(j[keep] + start)
-        found_c.append(sims[i[keep], j[keep]])
-    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_c)
-
-
-def _lsh(x: np.ndarray, t: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n, f = x.shape
-    bits = min(max(int(math.log2(n)) - 6, 8), 24)  # ~64 rows per bucket of spread rows
-    rng = np.random.default_rng(seed)
-    planes = rng.standard_normal((f, bits * TABLES)).astype(np.float32)
-    mean = x.mean(axis=0)
-    weights = 1 << np.arange(bits, dtype=np.int64)
-    keys = np.empty((n, TABLES), dtype=np.int64)
-    for start in range(0, n, _BLOCK):
-        signs = ((x[start:start + _BLOCK] - mean) @ planes) > 0  # (block, bits × TABLES)
-        keys[start:start + _BLOCK] = signs.reshape(-1, TABLES, bits) @ weights
-    found_ids, found_c = [np.array([], np.int64)], [np.array([], np.float32)]
-    for table in range(TABLES):
-        order = np.argsort(keys[:, table], kind="stable")
-        rows, sorted_keys = x[order], keys[order, table]
-        edges = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
-        for a, b in itertools.pairwise(edges):
-            if b - a > 1:  # the bucket's rows against each other: an exact search of a few rows
-                i, j, cos = _exact(rows[a:b], t)
-                i, j = order[i + a], order[j + a]
-                found_ids.append(np.minimum(i, j) * n + np.maximum(i, j))
-                found_c.append(cos)
-    ids, first = np.unique(np.concatenate(found_ids), return_index=True)
-    return ids // n, ids % n, np.concatenate(found_c)[first]
