@@ -27,7 +27,7 @@ SPLIT_FOLDERS = ("train", "valid")  # a folder with both is a train/valid layout
 @app.command()
 def dupes(
     folder: Path = typer.Argument(..., help="Image folder (class folders, or train/ and valid/), or a run folder."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write every pair here (a,b,kind,distance)."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write every pair here (a,b,kind,distance,method)."),
     max_distance: Optional[int] = typer.Option(None, "--max-distance",
                                                help="Largest perceptual-hash distance (0-63) still 'near'."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),

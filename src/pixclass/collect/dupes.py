@@ -70,7 +70,7 @@ class DupePair:
 
 @dataclass
 class DupeReport:
-    """What `find_duplicates` found: the pairs, sorted, and the files it could not read."""
+    """What `find_duplicates` found: the pairs, closest first, and the files it could not read."""
 
     pairs: list[DupePair]
     files: int  # files looked at
@@ -120,7 +120,9 @@ def find_duplicates(paths: Sequence[str | Path], max_distance: int = MAX_DISTANC
     for (a, b), d in near.items():
         found.setdefault((a, b), d)
     pairs = [_pair(a, b, "exact" if m == "content" else "near", d, m, split) for (a, b), (d, m) in found.items()]
-    return DupeReport(sorted(pairs, key=lambda p: (p.distance, str(p.a), str(p.b))), len(files), skipped)
+    # Closest first: exact and phash pairs by distance, then embedding pairs (another unit) by distance.
+    pairs.sort(key=lambda p: (p.method == "embedding", p.distance, str(p.a), str(p.b)))
+    return DupeReport(pairs, len(files), skipped)
 
 
 def _phash_near(files: list[Path], max_distance: int, workers: int | None
