@@ -34,7 +34,7 @@ _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "C
 
 def _register() -> None:
     # Each module adds its commands to `app`; importing them is cheap (no torch).
-    from pixclass.cli import clean, collect, core, dupes, interpret, predict, serve  # noqa: F401
+    from pixclass.cli import clean, collect, core, dupes, interpret, label_issues, predict, serve  # noqa: F401
 
 
 @contextmanager
