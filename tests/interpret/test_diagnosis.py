@@ -113,7 +113,7 @@ def test_train_valid_copies_are_leakage_and_come_first():
 
     assert [f.kind for f in found] == ["leakage", "tiny_classes"]
     assert found[0].severity == "error"
-    assert found[0].message.startswith("3 pairs of images")
+    assert found[0].message.startswith("3 pictures are in both the training and the validation set")
 
 
 def test_an_unknown_leak_count_finds_nothing():

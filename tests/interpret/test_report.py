@@ -179,6 +179,22 @@ def test_label_issues_and_dupes_of_the_run_are_shown_and_a_leak_is_diagnosed(sin
     assert_self_contained(page)
 
 
+def test_an_exact_copy_across_the_split_is_a_leak_and_a_near_one_is_only_counted(single_run, tmp_path):
+    from pixclass.interpret.report import write_report
+    from pixclass.train.recipe import TrainConfig, build_data
+
+    run = tmp_path / "run"
+    shutil.copytree(single_run[0], run)
+    data = build_data(TrainConfig.load(run))
+    (t1, t2), (v1, v2) = data.train_paths[:2], data.valid_paths[:2]
+    (run / "dupes.csv").write_text(f"a,b,kind,distance\n{t1},{v1},exact,0\n{v2},{t2},near,3\n")
+
+    page = write_report(run).read_text(encoding="utf-8")
+
+    assert "2 pairs have one image in this run&#x27;s training split and one in its validation split (1 exact" in page
+    assert "error: leakage</span> 1 picture is in both the training and the validation set" in page
+
+
 @pytest.mark.slow  # two CLI runs: about 20 s
 def test_train_with_no_report_writes_none_and_interpret_writes_it(tmp_path):
     from imagefiles import write_class_folders

@@ -177,9 +177,9 @@ def _leak_findings(leak_pairs: int | None) -> list[Finding]:
     if not leak_pairs:
         return []
     return [Finding("leakage", "error",
-                    f"{leak_pairs} pair{'s' if leak_pairs > 1 else ''} of images are copies of each other across "
-                    "the training and validation sets: the validation metrics are too optimistic. Remove one image "
-                    "of each pair (listed by 'pixclass dupes') and train again.",
+                    f"{leak_pairs} picture{'s are' if leak_pairs > 1 else ' is'} in both the training and the "
+                    "validation set (copies): the validation metrics are too optimistic. Remove one image of each "
+                    "pair (listed by 'pixclass dupes') and train again.",
                     {"leak_pairs": leak_pairs})]
 
 

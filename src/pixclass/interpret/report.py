@@ -77,7 +77,7 @@ def write_report(run_dir: str | os.PathLike, interp: Any = None) -> Path:
         _speed_section(run, data),
         _limits_section(interp, data),
         _diagnosis_section(findings),
-        _issues_section(run),
+        _issues_section(run, data),
     ]
     out = run / REPORT_NAME
     atomic_write_text(out, _page(f"pixclass report: {run.resolve().name}", body))
@@ -137,18 +137,25 @@ def _counts(data, split: str) -> dict[str, int]:
     return class_counts(data.space, data.train_labels if split == "train" else data.valid_labels)
 
 
+def _straddling(rows: list[dict[str, str]], data) -> list[dict[str, str]]:
+    """The pairs of dupes.csv with one file in the run's training split and one in its validation
+    split (`pixclass dupes` can only call them leaks for a train/ valid/ folder layout)."""
+    split = {str(Path(p).resolve()): "train" for p in data.train_paths}
+    split.update({str(Path(p).resolve()): "valid" for p in data.valid_paths})
+    return [r for r in rows if {split.get(str(Path(r.get(k) or "").resolve())) for k in ("a", "b")} ==
+            {"train", "valid"}]
+
+
 def _leak_pairs(path: Path, data) -> int | None:
-    """Pairs of dupes.csv that are leaks, or whose two files fall in the run's train and valid."""
+    """Certain train/valid copies: the pairs dupes.csv calls leaks, and exact copies straddling the
+    run's split. Near pairs across the split are counted in the report but not as leaks: a
+    perceptual hash also matches different pictures that look alike (on elpv, 565 phash pairs at
+    distance 0 straddle the demo's split: mostly distinct cells)."""
     rows = _csv_rows(path)
     if rows is None:
         return None
-    split = {str(Path(p).resolve()): "train" for p in data.train_paths}
-    split.update({str(Path(p).resolve()): "valid" for p in data.valid_paths})
-    n = 0
-    for row in rows:
-        a, b = (split.get(str(Path(row.get(k) or "").resolve())) for k in ("a", "b"))
-        n += row.get("kind") == "leak" or {a, b} == {"train", "valid"}
-    return n
+    exact = [r for r in _straddling(rows, data) if r.get("kind") == "exact"]
+    return sum(r.get("kind") == "leak" for r in rows) + len(exact)
 
 
 # ----- HTML pieces ----------------------------------------------------------------------------
@@ -462,7 +469,7 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _issues_section(run: Path) -> str:
+def _issues_section(run: Path, data) -> str:
     parts = ["<h3>Label issues</h3>"]
     issues = _csv_rows(run / "label_issues.csv")
     if issues is None:
@@ -472,10 +479,13 @@ def _issues_section(run: Path) -> str:
         flagged = sum(r.get("issue") == "1" for r in issues)
         parts.append(_p(f"{flagged} of {len(issues)} images are flagged as likely mislabelled; the "
                         f"{min(TABLE_ROWS, len(issues))} most suspicious:"))
-        rows = [(_thumb(r.get("path", "")), f'<span class="path">{_e(r.get("path", ""))}</span>', r.get("label", ""),
+        top = issues[:TABLE_ROWS]
+        root, names = _relative([r.get("path", "") for r in top])
+        rows = [(_thumb(r.get("path", "")), f'<span class="path">{_e(name)}</span>', r.get("label", ""),
                  r.get("suggested", ""), _maybe_float(r.get("score")), r.get("split", ""), r.get("issue", ""))
-                for r in issues[:TABLE_ROWS]]
-        parts.append(_table(["", "path", "label", "suggested", "score", "split", "issue"], rows, raw_cols=(0, 1)))
+                for r, name in zip(top, names)]
+        parts.append(_table(["", f"path (in {root})" if root else "path", "label", "suggested", "score", "split",
+                             "issue"], rows, raw_cols=(0, 1)))
     parts.append("<h3>Duplicates</h3>")
     dupes = _csv_rows(run / "dupes.csv")
     if dupes is None:
@@ -483,11 +493,30 @@ def _issues_section(run: Path) -> str:
                         "near copies and train/valid leaks.", "note"))
     else:
         kinds = {k: sum(r.get("kind") == k for r in dupes) for k in ("exact", "near", "leak")}
-        parts.append(_p(f"{len(dupes)} pairs: {kinds['exact']} exact, {kinds['near']} near, {kinds['leak']} leaks."))
+        across = _straddling(dupes, data)
+        parts.append(_p(f"{len(dupes)} pairs: {kinds['exact']} exact, {kinds['near']} near, {kinds['leak']} leaks. "
+                        f"{len(across)} pairs have one image in this run's training split and one in its validation "
+                        f"split ({sum(r.get('kind') == 'exact' for r in across)} exact copies); near pairs can be "
+                        "pictures that merely look alike, so look at a few before removing any."))
+        top = dupes[:TABLE_ROWS]
+        root, names = _relative([r.get(k, "") for r in top for k in ("a", "b")])
+        parts.append(_p(f"Paths are relative to {root}.", "note") if root else "")
         parts.append(_table(["a", "b", "kind", "distance"],
-                            [(r.get("a", ""), r.get("b", ""), r.get("kind", ""), _maybe_float(r.get("distance")))
-                             for r in dupes[:TABLE_ROWS]]))
+                            [(names[2 * i], names[2 * i + 1], r.get("kind", ""), _maybe_float(r.get("distance")))
+                             for i, r in enumerate(top)]))
     return _section("data-issues", "Data issues", parts)
+
+
+def _relative(paths: list[str]) -> tuple[str, list[str]]:
+    """The folder all `paths` share (or "") and each path relative to it: long absolute paths
+    would fill the table."""
+    try:
+        root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    except ValueError:  # relative and absolute mixed, or other drives
+        root = ""
+    if len(root) <= 1:
+        return "", paths
+    return root, [os.path.relpath(p, root) for p in paths]
 
 
 def _thumb(path: str) -> str:
