@@ -96,3 +96,12 @@ def test_cli_embeddings_of_a_run_pair_its_own_train_and_valid_images(tmp_path, c
     assert [(r["kind"], r["distance"], r["method"]) for r in leaked] == [("leak", "0", "content")]
     assert {r["method"] for r in rows} <= {"content", "phash", "embedding"}
     assert sum(r["method"] == "embedding" for r in rows) > 0
+
+
+def test_cli_embeddings_of_a_folder_that_is_not_a_run_say_so_in_one_line(tmp_path, capsys):
+    save_image(tmp_path / "a.png", (200, 30, 30), 1)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dupes", str(tmp_path), "--embeddings"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == (f"pixclass: cannot compare the features of '{tmp_path}': it is not a "
+                                       "training run (no config.json)\n")

@@ -120,5 +120,5 @@ def _data_folder(folder: Path) -> Path:
         raise PixclassError(f"cannot read '{config}' ({err}): pass the image folder instead") from None
     if not isinstance(data, str) or not Path(data).is_dir():
         raise PixclassError(f"the run '{folder}' names no image folder on this machine (data: {data!r}): "
-                            "pass the image folder instead")
+                            "pass the image folder instead, or add --embeddings (the run's own images)")
     return Path(data)
