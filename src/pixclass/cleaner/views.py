@@ -98,14 +98,15 @@ class Duplicates:
     def answer(self) -> dict[str, Any]:
         return {"status": self.status, "source": self.source, "error": self.error, "groups": self.groups}
 
-    def _read(self, path: Path) -> list[tuple[str, str, str, int]]:
+    def _read(self, path: Path) -> list[tuple[str, str, str, float]]:
         index = _real_index(self.session)
         pairs = []
         for row in _rows(path, "pixclass dupes RUN --csv RUN/dupes.csv"):
             a = index.get(_real(row.get("a") or "", self.session, self.session.dataset.run))
             b = index.get(_real(row.get("b") or "", self.session, self.session.dataset.run))
             if a and b and a != b:
-                pairs.append((a, b, row.get("kind") or "near", int(_number(row.get("distance")) or 0)))
+                # Kept as written: hash pairs count bits, embedding pairs (`method`) give 1 - cosine.
+                pairs.append((a, b, row.get("kind") or "near", _number(row.get("distance")) or 0))
         return pairs
 
     def _find(self) -> None:
@@ -121,7 +122,7 @@ class Duplicates:
         except Exception as err:  # noqa: BLE001 - the other views work without it; the page says why
             self.error, self.status = str(err).splitlines()[0] if str(err) else type(err).__name__, "failed"
 
-    def _group(self, pairs: list[tuple[str, str, str, int]]) -> list[dict[str, Any]]:
+    def _group(self, pairs: list[tuple[str, str, str, float]]) -> list[dict[str, Any]]:
         """Connected groups of pairs (union-find), closest first; a group with a leak is a leak."""
         parent: dict[str, str] = {}
 
