@@ -484,8 +484,8 @@ def _issues_section(run: Path, data) -> str:
         rows = [(_thumb(r.get("path", "")), f'<span class="path">{_e(name)}</span>', r.get("label", ""),
                  r.get("suggested", ""), _maybe_float(r.get("score")), r.get("split", ""), r.get("issue", ""))
                 for r, name in zip(top, names)]
-        parts.append(_table(["", f"path (in {root})" if root else "path", "label", "suggested", "score", "split",
-                             "issue"], rows, raw_cols=(0, 1)))
+        parts.append(_p(f"Paths are relative to {root}.", "note") if root else "")
+        parts.append(_table(["", "path", "label", "suggested", "score", "split", "issue"], rows, raw_cols=(0, 1)))
     parts.append("<h3>Duplicates</h3>")
     dupes = _csv_rows(run / "dupes.csv")
     if dupes is None:
