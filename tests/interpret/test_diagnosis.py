@@ -52,6 +52,14 @@ def test_a_training_loss_that_ends_far_above_its_start_means_the_learning_rate_i
     assert found[0].evidence["ratio"] == 2.6
 
 
+def test_a_run_without_validation_is_judged_on_its_training_loss_alone():
+    rows = list(csv.DictReader(io.StringIO("epoch,train_loss,valid_loss\n0,2.0,nan\n1,0.61,nan\n2,0.43,nan\n")))
+    exploded = list(csv.DictReader(io.StringIO("epoch,train_loss,valid_loss\n0,1.0,nan\n1,nan,nan\n")))
+
+    assert diagnose(rows) == []
+    assert kinds(diagnose(exploded)) == ["lr_too_high"]
+
+
 def test_a_loss_that_barely_moves_means_the_learning_rate_is_too_low():
     found = diagnose(history([1.10, 1.09, 1.08, 1.075], [1.10, 1.095, 1.09, 1.088]))
 

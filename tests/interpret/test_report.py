@@ -195,6 +195,19 @@ def test_an_exact_copy_across_the_split_is_a_leak_and_a_near_one_is_only_counted
     assert "error: leakage</span> 1 picture is in both the training and the validation set" in page
 
 
+def test_a_run_without_validation_gets_a_report_that_says_nothing_measures_unseen_images(tmp_path):
+    from imagefiles import write_class_folders
+
+    data = write_class_folders(tmp_path / "data", 6)
+    train(tmp_path / "run", str(data), extra=(*GIVEN_LR, "--valid-pct", "0"))
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+
+    assert refs(page).h2 == HEADINGS
+    assert "No validation set: the run was trained on all its images" in page
+    assert "There is no validation set, so nothing in this report measures" in page
+    assert "lr_too_high" not in page and "Confusion" not in page
+
+
 @pytest.mark.slow  # two CLI runs: about 20 s
 def test_train_with_no_report_writes_none_and_interpret_writes_it(tmp_path):
     from imagefiles import write_class_folders

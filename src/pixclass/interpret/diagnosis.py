@@ -77,14 +77,18 @@ def diagnose(history: Sequence[Mapping[str, Any]], summary: Mapping[str, Any] | 
 
     Args:
         history: one row per epoch with `train_loss` and `valid_loss` (numbers or the strings
-            `csv.DictReader` gives; "nan" is a number that is not finite).
+            `csv.DictReader` gives; "nan" is a number that is not finite). A run without a
+            validation set ("nan" in every row) is judged on its training loss alone.
         summary: the run's `summary.json` (its "metrics" give the final accuracy).
         class_counts: training images per class (per tag for multi-label); empty for regression.
         probe_accuracy: the linear probe's validation accuracy, or None when there was none.
         leak_pairs: how many train/valid pairs are copies of each other, or None when unknown.
     """
     train, valid = _column(history, "train_loss"), _column(history, "valid_loss")
-    found = _lr_findings(train, valid) + _fit_findings(train, valid)
+    if not any(math.isfinite(v) for v in valid):  # no validation set: "nan" in every row
+        found = _lr_findings(train, None)
+    else:
+        found = _lr_findings(train, valid) + _fit_findings(train, valid)
     found += _class_findings(dict(class_counts or {}))
     found += _leak_findings(leak_pairs) + _probe_findings(summary or {}, probe_accuracy)
     return sorted(found, key=lambda f: SEVERITIES.index(f.severity))
@@ -100,15 +104,18 @@ def _column(history: Sequence[Mapping[str, Any]], key: str) -> list[float]:
     return out
 
 
-def _lr_findings(train: list[float], valid: list[float]) -> list[Finding]:
+def _lr_findings(train: list[float], valid: list[float] | None) -> list[Finding]:
+    """`valid` is None for a run without a validation set."""
     if not train:
         return []
-    bad = [i for i, (t, v) in enumerate(zip(train, valid)) if not (math.isfinite(t) and math.isfinite(v))]
+    losses = list(zip(train, valid if valid is not None else train))
+    bad = [i for i, (t, v) in enumerate(losses) if not (math.isfinite(t) and math.isfinite(v))]
     if bad:
         return [Finding("lr_too_high", "error",
                         f"The loss became NaN or infinite at epoch {bad[0]}: the learning rate is far too high. "
                         "Train again with a lower --lr (a tenth of this one) and check the lr_find plot.",
-                        {"first_bad_epoch": bad[0], "train_loss": train[bad[0]], "valid_loss": valid[bad[0]]})]
+                        {"first_bad_epoch": bad[0], "train_loss": train[bad[0]],
+                         "valid_loss": None if valid is None else valid[bad[0]]})]
     first, last = train[0], train[-1]
     if len(train) > 1 and last > LOSS_EXPLODED_RATIO * first:
         return [Finding("lr_too_high", "error",
