@@ -1,8 +1,11 @@
 """Augmentation presets on torchvision transforms v2, covering fastai's `get_transforms` knobs.
 
-Owns: `Augment` (the knobs and named presets) and the train / eval transform pipelines
-(random-resized crop for training; evaluation's resize + center crop + normalization is
-`preprocess.eval_array`, shared with prediction).
+Owns: `Augment` (the knobs and named presets) and the train / eval transform pipelines for each
+resize method (`preprocess.RESIZE_METHODS`). Training with "crop" takes a random-resized crop of
+the picture itself; with "pad" or "squish" the picture is first brought to a square as evaluation
+does (`preprocess.fit_square`) and the random-resized crop is taken from that square, as fastai
+applies its augmentation after `Resize(method=...)`. Evaluation's resize + normalization is
+`preprocess.eval_array`, shared with prediction.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
+from pixclass.data.resize import DEFAULT_RESIZE, check_resize
 from pixclass.errors import PixclassError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -74,16 +78,23 @@ def get_augment(augment: str | Augment | dict | None) -> Augment:
     return PRESETS[augment]
 
 
-def train_transform(aug: Augment, size: int, mean: Sequence[float], std: Sequence[float]):
-    """Random crop/flip/affine/warp/lighting, then float tensor and normalization."""
+def train_transform(aug: Augment, size: int, mean: Sequence[float], std: Sequence[float],
+                    method: str = DEFAULT_RESIZE):
+    """Random crop/flip/affine/warp/lighting, then float tensor and normalization; `method` is
+    the resize method ("crop", "pad", "squish") the picture reaches its square by."""
     import torch
     from torchvision.transforms import v2
 
-    steps: list = [v2.ToImage()]
-    if aug.min_scale < 1.0:
-        steps.append(v2.RandomResizedCrop(size, scale=(aug.min_scale, 1.0), antialias=True))
-    else:
-        steps += [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+    if check_resize(method) == "crop":
+        steps: list = [v2.ToImage()]
+        if aug.min_scale < 1.0:
+            steps.append(v2.RandomResizedCrop(size, scale=(aug.min_scale, 1.0), antialias=True))
+        else:
+            steps += [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+    else:  # the whole picture, padded or squished to a square, then the same random crop of it
+        steps = [_FitSquare(size, method), v2.ToImage()]
+        if aug.min_scale < 1.0:
+            steps.append(v2.RandomResizedCrop(size, scale=(aug.min_scale, 1.0), antialias=True))
     if aug.do_flip:
         steps.append(v2.RandomHorizontalFlip())
     if aug.flip_vert:
@@ -100,27 +111,43 @@ def train_transform(aug: Augment, size: int, mean: Sequence[float], std: Sequenc
     return v2.Compose(steps)
 
 
-def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):
-    """Resize the shorter side to `size`, center-crop a square, normalize: a float tensor.
+def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], method: str = DEFAULT_RESIZE):
+    """Bring the picture to a `size` square by `method` ("crop": shorter side, center crop; "pad";
+    "squish"), normalize: a float tensor.
 
     The numbers come from `preprocess.eval_array`, the one implementation the exported model's
     predictor uses too, so validation and prediction see identical input.
     """
-    return _EvalTransform(size, tuple(mean), tuple(std))
+    return _EvalTransform(size, tuple(mean), tuple(std), check_resize(method))
 
 
 class _EvalTransform:
     """A picklable callable (loader workers receive it): PIL image → (3, size, size) tensor."""
 
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...]):
-        self.size, self.mean, self.std = size, mean, std
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], method: str):
+        self.size, self.mean, self.std, self.method = size, mean, std, method
 
     def __call__(self, img):
         import torch
 
         from pixclass.data.preprocess import eval_array
 
-        return torch.from_numpy(eval_array(img, self.size, self.mean, self.std))
+        return torch.from_numpy(eval_array(img, self.size, self.mean, self.std, self.method))
 
     def __repr__(self) -> str:
-        return f"eval_transform(size={self.size}, mean={self.mean}, std={self.std})"
+        return f"eval_transform(size={self.size}, mean={self.mean}, std={self.std}, method={self.method!r})"
+
+
+class _FitSquare:
+    """A picklable callable: PIL image → the `size` square of `preprocess.fit_square` (PIL)."""
+
+    def __init__(self, size: int, method: str):
+        self.size, self.method = size, method
+
+    def __call__(self, img):
+        from pixclass.data.preprocess import fit_square
+
+        return fit_square(img, self.size, self.method)
+
+    def __repr__(self) -> str:
+        return f"fit_square(size={self.size}, method={self.method!r})"

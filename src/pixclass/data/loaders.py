@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 from pixclass.data import sources
 from pixclass.data.augment import IMAGENET_MEAN, IMAGENET_STD, Augment, eval_transform, get_augment, train_transform
 from pixclass.data.labels import LabelSpace, class_counts, infer_space, split_labels
+from pixclass.data.resize import DEFAULT_RESIZE, check_resize
 from pixclass.data.split import flag_split, random_split
 from pixclass.errors import ImageReadError, PixclassError
 
@@ -32,6 +33,9 @@ class ImageData:
         items: labelled paths from a source.
         train_idx, valid_idx: positions in `items` of the two splits.
         size: square input size in pixels.
+        resize: how a picture becomes that square (fastai's `ResizeMethod`): "crop" (shorter
+            side to `size`, center crop), "pad" (longer side to `size`, black borders) or
+            "squish" (`size`×`size`, aspect ignored); training augmentation starts from the same.
         augment: a preset name ("default", "none", "light", "satellite", "top_down"), an
             `Augment`, or a dict of overrides on "default".
         bs: batch size.
@@ -48,6 +52,7 @@ class ImageData:
         valid_idx: Sequence[int],
         size: int = 224,
         augment: str | Augment | dict | None = "default",
+        resize: str = DEFAULT_RESIZE,
         bs: int = 32,
         num_workers: int | None = None,
         seed: int = 42,
@@ -63,6 +68,7 @@ class ImageData:
         self._check_valid_labels()
         self.size, self.bs, self.seed, self.skip_bad = int(size), int(bs), seed, skip_bad
         self.augment = get_augment(augment)
+        self.resize = check_resize(resize)
         self.num_workers = num_workers
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
 
@@ -188,8 +194,8 @@ class ImageData:
         from pixclass.data.dataset import ImageDataset
 
         use_aug = (split == "train") if augment is None else augment
-        tfm = (train_transform(self.augment, self.size, self.mean, self.std) if use_aug
-               else eval_transform(self.size, self.mean, self.std))
+        tfm = (train_transform(self.augment, self.size, self.mean, self.std, self.resize) if use_aug
+               else eval_transform(self.size, self.mean, self.std, self.resize))
         return ImageDataset(self.paths(split), self.targets(split), tfm, self.size)
 
     def loader(self, split: str = "train", shuffle: bool | None = None, augment: bool | None = None,

@@ -1,11 +1,19 @@
 """Evaluation preprocessing, the one implementation: upright RGB picture → normalized float32 array.
 
-Owns how an image becomes model input outside training's random augmentation: resize the shorter
-side to `size` (Pillow's bilinear filter, antialiased when shrinking), center-crop a square,
-scale to 0..1 and normalize per channel. Validation during training (`augment.eval_transform`),
-the feature cache, the torch predictor, the ONNX Runtime predictor and the server all call this,
-so what a run reports and what its exported model predicts start from the same numbers. Torch-free:
-the ONNX path never imports torch.
+Owns how an image becomes model input outside training's random augmentation: `fit_square`
+brings a picture to `size`×`size` by one of the resize methods (`resize.RESIZE_METHODS`, fastai's
+`ResizeMethod`) with Pillow's bilinear filter (antialiased when shrinking):
+
+- "crop": resize the shorter side to `size`, center-crop a square (the sides of a wide picture
+  are lost);
+- "pad": resize the longer side to `size`, pad to a square with black (everything kept, smaller);
+- "squish": resize to `size`×`size`, ignoring the aspect ratio (everything kept, distorted).
+
+`eval_array` then scales to 0..1 and normalizes per channel. Validation during training
+(`augment.eval_transform`), the feature cache, the torch predictor, the ONNX Runtime predictor and
+the server all call this, so what a run reports and what its exported model predicts start from
+the same numbers; training augmentation starts from `fit_square` too for "pad" and "squish".
+Torch-free: the ONNX path never imports torch.
 """
 
 from __future__ import annotations
@@ -15,23 +23,47 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from pixclass.data.resize import DEFAULT_RESIZE, check_resize
 
-def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(width, height) with the shorter side `size` and the aspect ratio kept (the longer side
-    truncated, as torchvision's `Resize(int)` computes it)."""
-    if width <= height:
-        return size, int(size * height / width)
-    return int(size * width / height), size
+# Pad with zeros (black), as fastai's `PadMode.Zeros` and torchvision's `Pad(fill=0)`: training's
+# rotations and warps already fill their corners with black, so the network knows that border; a
+# reflection would mirror half an object into the picture. Measured beside reflection in
+# benchmarks/bench_resize.py ("pad-reflect").
+PAD_FILL = (0, 0, 0)
 
 
-def eval_array(img: Image.Image, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """`img` (RGB) as a normalized float32 array of shape (3, size, size)."""
-    w, h = resized_size(img.width, img.height, size)
+def resized_size(width: int, height: int, size: int, method: str = DEFAULT_RESIZE) -> tuple[int, int]:
+    """(width, height) before a square is cut or padded: "crop" makes the shorter side `size`,
+    "pad" the longer one, the other side keeping the aspect ratio (truncated, as torchvision's
+    `Resize(int)` computes it, at least 1 px); "squish" is (size, size)."""
+    if method == "squish":
+        return size, size
+    if (width <= height) == (method == "crop"):
+        return size, max(1, int(size * height / width))
+    return max(1, int(size * width / height)), size
+
+
+def fit_square(img: Image.Image, size: int, method: str = DEFAULT_RESIZE) -> Image.Image:
+    """`img` (RGB) as a `size`×`size` picture by `method` ("crop", "pad" or "squish")."""
+    check_resize(method)
+    w, h = resized_size(img.width, img.height, size, method)
     if (w, h) != img.size:
         img = img.resize((w, h), Image.Resampling.BILINEAR)
     left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
-    if (w, h) != (size, size):
-        img = img.crop((left, top, left + size, top + size))
+    if (w, h) == (size, size):
+        return img
+    if method == "pad":
+        canvas = Image.new("RGB", (size, size), PAD_FILL)
+        canvas.paste(img, (-left, -top))
+        return canvas
+    return img.crop((left, top, left + size, top + size))
+
+
+def eval_array(img: Image.Image, size: int, mean: Sequence[float], std: Sequence[float],
+               method: str = DEFAULT_RESIZE) -> np.ndarray:
+    """`img` (RGB) brought to `size`×`size` by `method` (`fit_square`), as a normalized float32
+    array of shape (3, size, size)."""
+    img = fit_square(img, size, method)
     # (x / 255 - mean) / std as one multiply-add into a preallocated array, after transposing the
     # uint8 pixels: 0.085 ms for 224 px where four float passes and a float transpose took 0.81 ms
     # (a third of a prediction's CPU outside the network, measured on elpv cells).
