@@ -12,6 +12,7 @@ import pytest
 
 from imagefiles import save_image
 from pixclass.cli import main
+from pixclass.data.resize import DEFAULT_RESIZE, RESIZE_METHODS
 from pixclass.export.model_file import read_model_meta
 
 from .conftest import run_cli
@@ -114,9 +115,10 @@ def test_info_prints_what_the_model_is(trained_run, capsys):
 
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith(f"file: {trained_run / 'model.pixclass'} (pixclass bundle, format 1, ")
+    assert lines[0].startswith(f"file: {trained_run / 'model.pixclass'} (pixclass bundle, format 2, ")
     assert lines[1:6] == ["arch: test_efficientnet", "task: single-label classification",
-                          "classes: 3: blue, green, red", "input: 32x32 px, shorter-side-then-center-crop",
+                          "classes: 3: blue, green, red",
+                          f"input: 32x32 px, resize {DEFAULT_RESIZE}: {RESIZE_METHODS[DEFAULT_RESIZE]}",
                           "normalization: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]"]
     assert lines[6].startswith("training: 3 epochs, ") and lines[6].endswith(" validation images")
     assert lines[7].startswith("final epoch: epoch 2, train_loss ")

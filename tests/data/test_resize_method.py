@@ -8,7 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from pixclass.data.augment import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Augment, eval_transform, train_transform
+from pixclass.data.augment import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRESETS,
+    Augment,
+    eval_transform,
+    train_transform,
+)
 from pixclass.data.preprocess import eval_array, fit_square
 from pixclass.data.resize import DEFAULT_RESIZE, RESIZE_METHODS
 from pixclass.errors import PixclassError

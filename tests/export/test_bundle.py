@@ -90,7 +90,7 @@ def test_the_bundle_is_a_safetensors_file_with_a_json_description_and_no_pickle(
 
     assert not zipfile.is_zipfile(path) and b"\x80\x04\x95" not in raw[:64]  # not a torch/pickle file
     assert keys == set(learn.model.state_dict())
-    assert meta["format"] == "pixclass-bundle" and meta["format_version"] == 1
+    assert meta["format"] == "pixclass-bundle" and meta["format_version"] == 2
     assert meta["arch"] == TINY_ARCH and meta["task"] == "single"
     assert meta["classes"] == ["blue", "green", "red"] and meta["input_size"] == SIZE
     assert meta["head"]["n_out"] == 3 and meta["head"]["n_in"] == 256
@@ -161,7 +161,7 @@ def test_a_newer_bundle_format_asks_to_upgrade(exported, tmp_path):
     _, path = exported
     with_edited_meta(path, tmp_path / "future.pixclass", lambda meta: meta.update(format_version=99))
 
-    with pytest.raises(PixclassError, match="bundle format 99; this pixclass reads up to 1: upgrade pixclass"):
+    with pytest.raises(PixclassError, match="bundle format 99; this pixclass reads up to 2: upgrade pixclass"):
         load_model(tmp_path / "future.pixclass")
 
 

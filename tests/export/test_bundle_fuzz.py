@@ -44,7 +44,7 @@ FIELDS = ["format", "format_version", "arch", "head", "task", "classes", "thresh
           "head.hidden", "head.ps", "head.concat_pool", "head.pool", "head.y_range"]
 # Hand-picked refusals: huge, negative or inconsistent values of the right type.
 INVALID = {
-    "format_version": [2, 10**9],
+    "format_version": [3, 10**9],
     "arch": ["resnet18", "hf-hub:someone/model", "test_efficientnet.nope"],
     "task": ["regression", "Single"],
     "classes": [["blue", "green"], ["blue", "blue", "red"], ["blue", "green", "red", "cyan"]],

@@ -159,9 +159,9 @@ def test_an_exported_description_passes_the_schema_unchanged(bundle):
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [
-    ("format_version", "1", "field 'format_version' is \"1\", expected an integer from 1 to 1"),
-    ("format_version", 0, "field 'format_version' is 0, expected an integer from 1 to 1"),
-    ("format_version", True, "field 'format_version' is true, expected an integer from 1 to 1"),
+    ("format_version", "1", "field 'format_version' is \"1\", expected an integer from 1 to 2"),
+    ("format_version", 0, "field 'format_version' is 0, expected an integer from 1 to 2"),
+    ("format_version", True, "field 'format_version' is true, expected an integer from 1 to 2"),
     ("arch", "", "field 'arch' is \"\", expected an architecture timm"),
     ("arch", "resnet_99", "field 'arch' is \"resnet_99\", expected an architecture timm"),
     ("arch", "hf-hub:someone/model", "field 'arch' is \"hf-hub:someone/model\", expected an architecture timm"),
@@ -178,7 +178,8 @@ def test_an_exported_description_passes_the_schema_unchanged(bundle):
     ("input_size", 15, f"field 'input_size' is 15, expected an integer from 16 to {MAX_INPUT_SIZE}"),
     ("input_size", 1025, f"field 'input_size' is 1025, expected an integer from 16 to {MAX_INPUT_SIZE}"),
     ("input_size", 224.0, "field 'input_size' is 224.0, expected an integer"),
-    ("resize", "stretch", "field 'resize' is \"stretch\", expected one of \"shorter-side-then-center-crop\""),
+    ("resize", "stretch", "field 'resize' is \"stretch\", expected one of \"crop\", \"pad\", \"squish\", "
+                          "\"shorter-side-then-center-crop\""),
     ("mean", "0.5", "field 'mean' is \"0.5\", expected a list of 3 numbers in [0.0, 1.0]"),
     ("mean", [0.5, 0.5], "field 'mean' is [0.5, 0.5], expected a list of 3 numbers"),
     ("mean", [0.5, 0.5, float("inf")], "field 'mean' is [0.5, 0.5, Infinity], expected a list of 3 numbers"),
@@ -345,7 +346,7 @@ def test_a_description_that_is_not_a_json_object_is_a_one_line_error(bundle, tmp
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [
-    ("format_version", "1", "field 'format_version' is \"1\", expected an integer from 1 to 1"),
+    ("format_version", "1", "field 'format_version' is \"1\", expected an integer from 1 to 2"),
     ("mean", "0.5", "field 'mean' is \"0.5\", expected a list of 3 numbers"),
     ("task", "detection", "field 'task' is \"detection\", expected one of"),
 ])

@@ -14,7 +14,15 @@ from typing import Optional
 import typer
 
 from pixclass.cli import app, on_interrupt
+from pixclass.data.resize import RESIZE_METHODS
 from pixclass.errors import PixclassError
+from pixclass.train.recipe import TrainConfig
+
+
+def _resize(value: str) -> str:
+    if value not in RESIZE_METHODS:
+        raise typer.BadParameter(f"{value!r} is not a resize method: choose one of {', '.join(RESIZE_METHODS)}")
+    return value
 
 
 def _lr(value: str) -> float | str:
@@ -45,6 +53,8 @@ def train(
     unfreeze_epochs: int = typer.Option(2, help="Then epochs with everything trainable (0: stop after the frozen stage)."),
     lr: str = typer.Option("auto", help="Peak learning rate, or 'auto' for lr_find's suggestion."),
     augment: str = typer.Option("default", help="Augmentation preset: default, light, none, satellite, top_down."),
+    resize: str = typer.Option(TrainConfig.resize, callback=_resize, help="How a picture becomes the square input "
+                               "(fastai's ResizeMethod): " + "; ".join(f"{k}: {v}" for k, v in RESIZE_METHODS.items()) + "."),
     label_smoothing: float = typer.Option(0.1, help="Label smoothing of single-label cross-entropy."),
     seed: int = typer.Option(42, help="Seed for the split, shuffling and initialisation."),
     workers: Optional[int] = typer.Option(None, help="Loader processes (default: one per core)."),
@@ -73,7 +83,7 @@ def train(
         cfg = recipe.TrainConfig(
             data=data, out=out or f"runs/{_run_name(data)}", folder=folder, suffix=suffix, fn_col=fn_col, label_col=label_col,
             label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch, weights=weights,
-            pretrained=pretrained, size=size, bs=bs, augment=augment, label_smoothing=label_smoothing, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
+            pretrained=pretrained, size=size, bs=bs, augment=augment, resize=resize, label_smoothing=label_smoothing, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
             seed=seed, num_workers=workers, skip_bad=skip_bad, allow_outside=allow_outside)
         with on_interrupt(lambda: _train_interrupted(Path(cfg.out))), deferred():
             summary = recipe.run(cfg, overwrite=overwrite)

@@ -2,7 +2,7 @@
 
 Owns the file format and loading it. Tensors are the model's weights; the string metadata key
 `pixclass` holds a JSON document (format version, timm arch, head config, classes, task, thresholds,
-input size, crop policy, normalization, pixclass version, training summary) whose schema is
+input size, resize method, normalization, pixclass version, training summary) whose schema is
 `bundle_meta`. Loading builds the architecture from its name and loads tensors: nothing in the file
 can run code. And it checks before it allocates: the description against the schema; the tensors'
 names, shapes and dtypes, read from the safetensors header, against the model built on the `meta`
@@ -25,7 +25,6 @@ from pixclass.export.bundle_meta import (
     DAMAGED,
     FORMAT,
     FORMAT_VERSION,
-    RESIZE,
     validate_meta,
 )
 from pixclass.export.model_file import Header
@@ -179,7 +178,7 @@ def export_learner(learn: Any, path: Path, thresholds: Sequence[float] | None = 
         "classes": data.classes,
         "threshold": learn.thresh,
         "input_size": data.size,
-        "resize": RESIZE,
+        "resize": data.resize,
         "mean": list(data.mean),
         "std": list(data.std),
         "pixclass_version": pixclass.__version__,

@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pixclass.data.labels import TASKS
+from pixclass.data.resize import RESIZE_METHODS
 from pixclass.errors import PixclassError
 
 FORMAT = "pixclass-bundle"
-FORMAT_VERSION = 1
-RESIZE = "shorter-side-then-center-crop"  # what `data.augment.eval_transform` does
+# 2: "resize" names a method of `data.resize.RESIZE_METHODS` ("crop", "pad", "squish"); a pixclass
+# that reads only format 1 says "upgrade pixclass" instead of calling "pad" damaged. Format 1 files
+# (and an ONNX conversion of one, which carries format 2) hold `RESIZE`, read as "crop".
+FORMAT_VERSION = 2
+RESIZE = "shorter-side-then-center-crop"  # format 1's only value: what "crop" does
 
 # Bounds: generous for any real model, small enough that no description can exhaust memory by itself.
 MAX_CLASSES = 200_000  # timm's largest pretrained label set has 115,217 classes
@@ -75,6 +79,12 @@ def _validate(meta: Any, path: str | Path, check_arch: bool) -> None:
     _check_fields(meta, REQUIRED if check_arch else {**REQUIRED, "arch": _name}, OPTIONAL, prefix="")
     _check_fields(meta["head"], HEAD, {}, prefix="head.")
     _check_consistency(meta)
+
+
+def resize_method(meta: dict[str, Any]) -> str:
+    """The resize method of a validated description: "crop", "pad" or "squish" (format 1's name
+    `RESIZE` is "crop")."""
+    return "crop" if meta["resize"] == RESIZE else meta["resize"]
 
 
 def decode_meta(raw: str, path: str | Path, check_arch: bool = True) -> dict[str, Any]:
@@ -175,7 +185,7 @@ REQUIRED: dict[str, Check] = {
     "classes": _classes,
     "threshold": _number(0, 1, open_lo=True, open_hi=True),
     "input_size": _integer(MIN_INPUT_SIZE, MAX_INPUT_SIZE),
-    "resize": _one_of(RESIZE),
+    "resize": _one_of(*RESIZE_METHODS, RESIZE),
     "mean": _floats(3, 0.0, 1.0),
     "std": _floats(3, MIN_STD, 1.0),
 }

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from pixclass.data.resize import RESIZE_METHODS
 from pixclass.errors import PixclassError
-from pixclass.export.bundle_meta import decode_meta
+from pixclass.export.bundle_meta import decode_meta, resize_method
 
 META_KEY = "pixclass"  # the metadata key holding the JSON description, in both kinds of file
 ONNX_SUFFIX = ".onnx"
@@ -108,7 +109,7 @@ def info_lines(meta: dict[str, Any], path: str | Path) -> list[str]:
         else:
             lines.append(f"threshold: {meta['threshold']:g} (a tag is predicted above this probability)")
     lines += [
-        f"input: {meta['input_size']}x{meta['input_size']} px, {meta['resize']}",
+        f"input: {meta['input_size']}x{meta['input_size']} px, resize {_resize(meta)}",
         f"normalization: mean {_floats(meta['mean'])}, std {_floats(meta['std'])}",
     ]
     training = meta.get("training")
@@ -121,6 +122,11 @@ def info_lines(meta: dict[str, Any], path: str | Path) -> list[str]:
         lines.append(f"weights: {meta['weights_source']}")
     lines.append(f"pixclass version: {meta.get('pixclass_version', 'unknown')}")
     return lines
+
+
+def _resize(meta: dict[str, Any]) -> str:
+    method = resize_method(meta)
+    return f"{method}: {RESIZE_METHODS[method]}"
 
 
 _TASKS = {"single": "single-label classification", "multi": "multi-label classification",

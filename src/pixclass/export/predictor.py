@@ -24,6 +24,7 @@ from PIL import Image
 from pixclass.data.images import open_image
 from pixclass.data.preprocess import eval_array
 from pixclass.errors import ImageReadError, PixclassError
+from pixclass.export.bundle_meta import resize_method
 from pixclass.export.model_file import is_onnx_file
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
@@ -77,7 +78,8 @@ class Predictor:
 
     Args:
         runtime: what runs the network (`Runtime`).
-        meta: the model's description (classes, task, threshold, input size, normalization).
+        meta: the model's description (classes, task, threshold, input size, resize method,
+            normalization).
     """
 
     def __init__(self, runtime: Runtime, meta: dict[str, Any]):
@@ -89,6 +91,7 @@ class Predictor:
         # One per tag: the model's tuned thresholds if it carries them, else `threshold` for all.
         self.thresholds: list[float] = [float(t) for t in meta.get("thresholds", [self.threshold] * len(self.classes))]
         self.size: int = int(meta["input_size"])
+        self.resize: str = resize_method(meta)  # as the model was trained: "crop", "pad" or "squish"
 
     @property
     def runtime(self) -> str:
@@ -115,7 +118,8 @@ class Predictor:
 
         `name` is what an error calls a bytes or array source (e.g. an upload's file name).
         """
-        return eval_array(open_image(img, min_size=self.size, name=name), self.size, self.meta["mean"], self.meta["std"])
+        return eval_array(open_image(img, min_size=self.size, name=name), self.size, self.meta["mean"],
+                          self.meta["std"], self.resize)
 
     def predict_arrays(self, arrays: Sequence[np.ndarray], tta: bool = False) -> list[Prediction]:
         """Predict model inputs made by `array()` in one forward pass (a server decodes and
@@ -202,7 +206,7 @@ class Predictor:
         """JSON-able description: arch, task, classes, input size, threshold, runtime, training."""
         keys = ("arch", "task", "classes", "input_size", "resize", "mean", "std", "threshold", "thresholds",
                 "pixclass_version", "weights_source", "training")
-        return {**{k: self.meta[k] for k in keys if k in self.meta}, "runtime": self.runtime}
+        return {**{k: self.meta[k] for k in keys if k in self.meta}, "resize": self.resize, "runtime": self.runtime}
 
 
 def load_model(path: str | os.PathLike, device: str | None = None, runtime: str = "auto",

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pixclass.data.resize import DEFAULT_RESIZE
 from pixclass.errors import PixclassError
 from pixclass.files import atomic_write_text, remove_stale_temps
 from pixclass.train import runfolder
@@ -43,6 +44,7 @@ class TrainConfig:
     size: int = 224
     bs: int = 32
     augment: str = "default"
+    resize: str = DEFAULT_RESIZE  # "crop", "pad" or "squish" (`data.resize`, where the default's numbers are)
     epochs: int = 20
     unfreeze_epochs: int = 2
     lr: float | str = "auto"
@@ -86,6 +88,8 @@ class TrainConfig:
             if not _fits(value, hints[name]):
                 raise PixclassError(f"'{path}' is damaged: '{name}' is {value!r}, not a {hints[name]}; "
                                     "restore it from a copy or start a new run")
+        # A run from before the resize method was a choice trained with "crop", whatever the default now is.
+        values.setdefault("resize", "crop")
         if "data" not in values:
             raise PixclassError(f"'{path}' is damaged: it names no 'data'; restore it from a copy or start a new run")
         return cls(**values, out=str(run))
@@ -128,7 +132,7 @@ def build_data(cfg: TrainConfig):
     """The `ImageData` a config describes."""
     from pixclass.data.loaders import ImageData
 
-    common = dict(size=cfg.size, bs=cfg.bs, augment=cfg.augment, num_workers=cfg.num_workers,
+    common = dict(size=cfg.size, bs=cfg.bs, augment=cfg.augment, resize=cfg.resize, num_workers=cfg.num_workers,
                   skip_bad=cfg.skip_bad, seed=cfg.seed)
     if cfg.data.startswith("elpv:"):
         from pixclass.demo.elpv import elpv_data
