@@ -4,9 +4,12 @@ one self-contained page with every section, images embedded, every name escaped.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -206,6 +209,30 @@ def test_a_run_without_validation_gets_a_report_that_says_nothing_measures_unsee
     assert "No validation set: the run was trained on all its images" in page
     assert "There is no validation set, so nothing in this report measures" in page
     assert "lr_too_high" not in page and "Confusion" not in page
+
+
+def test_a_ctrl_c_while_the_report_is_written_keeps_the_trained_run_and_exits_0(tmp_path):
+    from imagefiles import write_class_folders
+
+    data = write_class_folders(tmp_path / "data", 6)
+    run = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-m", "pixclass", "train", str(data), *TINY, *GIVEN_LR, "--out", str(run)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in child.stdout:  # Ctrl-C (to the whole group, as a terminal sends it) once the model is written
+        if line.startswith("model: "):
+            # ...and the summary printed: a Ctrl-C inside that print is still an interrupted command
+            # (130). The report takes seconds (a learner, predictions, an ONNX conversion).
+            time.sleep(0.5)
+            os.killpg(child.pid, signal.SIGINT)
+            break
+    out, err = child.communicate(timeout=300)
+
+    assert child.returncode == 0, err
+    assert err.strip().splitlines()[-1] == (f"pixclass: report not written (interrupted); the trained run is complete: "
+                                            f"'pixclass interpret {run}' writes it")
+    assert (run / "model.pixclass").is_file() and not (run / "report.html").exists()
+    assert "report: " not in out
 
 
 @pytest.mark.slow  # two CLI runs: about 20 s

@@ -119,14 +119,26 @@ def _print_summary(summary: dict) -> None:
 
 
 def _write_report(run_dir: str) -> None:
-    """Write RUN/report.html after training (a CLI step: train never imports interpret); a
-    report that cannot be written is a warning, the trained run stands."""
-    from pixclass.interpret.report import write_report
+    """Write RUN/report.html after training (a CLI step: train never imports interpret).
 
+    The trained run is complete by now, so a report that cannot be written, or a Ctrl-C while it
+    is written, is one line on stderr and the command still succeeds (exit 0): a script's next
+    step (export, predict) has its model. Ctrl-C is deferred to a safe point as in training."""
+    path = None
     try:
-        typer.echo(f"report: {write_report(run_dir)}")
+        from pixclass.interpret.report import write_report
+        from pixclass.interrupt import deferred
+
+        with deferred():
+            path = write_report(run_dir)
     except PixclassError as err:
         typer.echo(f"pixclass: report not written: {err}", err=True)
+    except KeyboardInterrupt:
+        if path is None:  # (a Ctrl-C after the last safe point still got a whole report)
+            typer.echo(f"pixclass: report not written (interrupted); the trained run is complete: "
+                       f"'pixclass interpret {run_dir}' writes it", err=True)
+    if path is not None:
+        typer.echo(f"report: {path}")
 
 
 @app.command("lr-find")

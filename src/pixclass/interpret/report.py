@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from pixclass import interrupt
 from pixclass.errors import PixclassError
 from pixclass.interpret.diagnosis import Finding, diagnose
 
@@ -69,16 +70,21 @@ def write_report(run_dir: str | os.PathLike, interp: Any = None) -> Path:
     train_counts = _counts(data, "train")
     probe = summary.get("linear_probe_accuracy")
     findings = diagnose(history, summary, train_counts, probe, _leak_pairs(run / "dupes.csv", data))
-    body = [
-        _header(run, cfg, data, summary),
-        _data_section(data),
-        _training_section(run, cfg, summary, history),
-        _results_section(summary, interp),
-        _speed_section(run, data),
-        _limits_section(interp, data),
-        _diagnosis_section(findings),
-        _issues_section(run, data),
+    parts = [
+        lambda: _header(run, cfg, data, summary),
+        lambda: _data_section(data),
+        lambda: _training_section(run, cfg, summary, history),
+        lambda: _results_section(summary, interp),
+        lambda: _speed_section(run, data),
+        lambda: _limits_section(interp, data),
+        lambda: _diagnosis_section(findings),
+        lambda: _issues_section(run, data),
     ]
+    body = []
+    for part in parts:
+        interrupt.check()  # a Ctrl-C deferred by the caller (`pixclass train`) stops between sections
+        body.append(part())
+    interrupt.check()
     out = run / REPORT_NAME
     atomic_write_text(out, _page(f"pixclass report: {run.resolve().name}", body))
     return out
