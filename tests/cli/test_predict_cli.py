@@ -156,7 +156,7 @@ def test_info_and_predict_on_an_onnx_export(trained_run, photos, capsys):
     assert res.returncode == 0, res.stderr
 
     code, out, _ = pixclass(capsys, "info", trained_run / "model.onnx")
-    assert code == 0 and out.startswith(f"file: {trained_run / 'model.onnx'} (ONNX model, format 1, ")
+    assert code == 0 and out.startswith(f"file: {trained_run / 'model.onnx'} (ONNX model, format 2, ")
     assert "classes: 3: blue, green, red" in out.splitlines()
 
     code, out, _ = pixclass(capsys, "predict", trained_run / "model.onnx", photos / "red.jpg")
