@@ -16,7 +16,7 @@ from pixclass.data.augment import (
     eval_transform,
     train_transform,
 )
-from pixclass.data.preprocess import eval_array, fit_square
+from pixclass.data.preprocess import eval_array, fit_square, square_at_full_size
 from pixclass.data.resize import DEFAULT_RESIZE, RESIZE_METHODS
 from pixclass.errors import PixclassError
 
@@ -97,17 +97,42 @@ def test_an_unknown_method_is_refused_in_one_line_naming_the_choices():
 
 @pytest.mark.parametrize("method", RESIZE_METHODS)
 def test_training_without_augmentation_sees_what_evaluation_sees(method):
+    # Training squares the picture at full size, then resizes (torchvision); evaluation resizes,
+    # then pads (Pillow): the same picture, but training blends the rows where the black bands
+    # meet the picture (rows 9-10 and 19-20) as it resizes them together.
     img = bands(90, 30)
     train = train_transform(PRESETS["none"], 30, IMAGENET_MEAN, IMAGENET_STD, method)(img)
     evaluation = eval_transform(30, IMAGENET_MEAN, IMAGENET_STD, method)(img)
+    rows = [r for r in range(30) if method != "pad" or r not in (9, 10, 19, 20)]
 
     assert train.shape == evaluation.shape == (3, 30, 30)
-    assert torch.allclose(train, evaluation, atol=1e-5)
+    assert (train - evaluation)[:, rows].abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("method", ["pad", "squish"])
+def test_a_square_picture_trains_exactly_as_with_crop(method):
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8), "RGB")
+    outs = []
+    for m in ("crop", method):
+        torch.manual_seed(1)
+        outs.append(train_transform(PRESETS["default"], 32, IMAGENET_MEAN, IMAGENET_STD, m)(img))
+
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_the_full_size_square_of_a_wide_picture_pads_or_squishes_without_resizing_it():
+    padded = np.asarray(square_at_full_size(bands(90, 30), "pad"))
+    squished = np.asarray(square_at_full_size(bands(90, 30), "squish"))
+
+    assert padded.shape == squished.shape == (90, 90, 3)
+    assert colours_in(padded[:30]) == colours_in(padded[60:]) == {BLACK}
+    assert np.array_equal(padded[30:60], np.asarray(bands(90, 30)))
+    assert colours_in(squished[:, :29]) == {RED} and colours_in(squished[:, 61:]) == {BLUE}
 
 
 def test_random_resized_crops_of_a_padded_picture_keep_its_black_bands():
-    # Crops of >= 75 % of the 30-px padded square are >= 22 rows high: each reaches into both
-    # 10-row black bands, so its first and last rows are black; cropped pictures have no black.
+    # Crops of >= 75 % of the 90-px padded square are >= 67 rows high: each reaches into both
+    # 30-row black bands, so its first and last rows are black; cropped pictures have no black.
     aug = Augment(do_flip=False, max_rotate=0, max_zoom=1.0, max_lighting=0, max_warp=0, min_scale=0.75)
     black = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])[:, None]
     padded = train_transform(aug, 30, IMAGENET_MEAN, IMAGENET_STD, "pad")

@@ -1,11 +1,12 @@
 """Augmentation presets on torchvision transforms v2, covering fastai's `get_transforms` knobs.
 
 Owns: `Augment` (the knobs and named presets) and the train / eval transform pipelines for each
-resize method (`preprocess.RESIZE_METHODS`). Training with "crop" takes a random-resized crop of
-the picture itself; with "pad" or "squish" the picture is first brought to a square as evaluation
-does (`preprocess.fit_square`) and the random-resized crop is taken from that square, as fastai
-applies its augmentation after `Resize(method=...)`. Evaluation's resize + normalization is
-`preprocess.eval_array`, shared with prediction.
+resize method (`resize.RESIZE_METHODS`). Training with "crop" takes a random-resized crop of the
+picture itself; with "pad" or "squish" the picture is first padded or squished to a square at its
+own resolution (`preprocess.square_at_full_size`) and the same random-resized crop is taken from
+that square, as fastai augments after `Resize(method=...)`. A square picture thus trains
+identically under every method. Evaluation's resize + normalization is `preprocess.eval_array`,
+shared with prediction.
 """
 
 from __future__ import annotations
@@ -85,16 +86,13 @@ def train_transform(aug: Augment, size: int, mean: Sequence[float], std: Sequenc
     import torch
     from torchvision.transforms import v2
 
-    if check_resize(method) == "crop":
-        steps: list = [v2.ToImage()]
-        if aug.min_scale < 1.0:
-            steps.append(v2.RandomResizedCrop(size, scale=(aug.min_scale, 1.0), antialias=True))
-        else:
-            steps += [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
-    else:  # the whole picture, padded or squished to a square, then the same random crop of it
-        steps = [_FitSquare(size, method), v2.ToImage()]
-        if aug.min_scale < 1.0:
-            steps.append(v2.RandomResizedCrop(size, scale=(aug.min_scale, 1.0), antialias=True))
+    # "pad" and "squish": the whole picture as a square at its own resolution, then as for "crop".
+    steps: list = [] if check_resize(method) == "crop" else [_FullSizeSquare(method)]
+    steps.append(v2.ToImage())
+    if aug.min_scale < 1.0:
+        steps.append(v2.RandomResizedCrop(size, scale=(aug.min_scale, 1.0), antialias=True))
+    else:
+        steps += [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
     if aug.do_flip:
         steps.append(v2.RandomHorizontalFlip())
     if aug.flip_vert:
@@ -138,16 +136,16 @@ class _EvalTransform:
         return f"eval_transform(size={self.size}, mean={self.mean}, std={self.std}, method={self.method!r})"
 
 
-class _FitSquare:
-    """A picklable callable: PIL image → the `size` square of `preprocess.fit_square` (PIL)."""
+class _FullSizeSquare:
+    """A picklable callable: PIL image → `preprocess.square_at_full_size` (PIL)."""
 
-    def __init__(self, size: int, method: str):
-        self.size, self.method = size, method
+    def __init__(self, method: str):
+        self.method = method
 
     def __call__(self, img):
-        from pixclass.data.preprocess import fit_square
+        from pixclass.data.preprocess import square_at_full_size
 
-        return fit_square(img, self.size, self.method)
+        return square_at_full_size(img, self.method)
 
     def __repr__(self) -> str:
-        return f"fit_square(size={self.size}, method={self.method!r})"
+        return f"square_at_full_size(method={self.method!r})"

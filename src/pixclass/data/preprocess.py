@@ -12,7 +12,8 @@ brings a picture to `size`×`size` by one of the resize methods (`resize.RESIZE_
 `eval_array` then scales to 0..1 and normalizes per channel. Validation during training
 (`augment.eval_transform`), the feature cache, the torch predictor, the ONNX Runtime predictor and
 the server all call this, so what a run reports and what its exported model predicts start from
-the same numbers; training augmentation starts from `fit_square` too for "pad" and "squish".
+the same numbers. Training with "pad" or "squish" starts from `square_at_full_size`, the same
+square before it is resized.
 Torch-free: the ONNX path never imports torch.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from pixclass.data.resize import DEFAULT_RESIZE, check_resize
+from pixclass.errors import PixclassError
 
 # Pad with zeros (black), as fastai's `PadMode.Zeros` and torchvision's `Pad(fill=0)`: training's
 # rotations and warps already fill their corners with black, so the network knows that border; a
@@ -57,6 +59,24 @@ def fit_square(img: Image.Image, size: int, method: str = DEFAULT_RESIZE) -> Ima
         canvas.paste(img, (-left, -top))
         return canvas
     return img.crop((left, top, left + size, top + size))
+
+
+def square_at_full_size(img: Image.Image, method: str) -> Image.Image:
+    """`img` (RGB) made square at its own resolution, side max(width, height): "pad" adds black
+    borders as `fit_square` does, "squish" stretches the shorter side. Training's random crop is
+    taken from this square, so it resizes once, from all the pixels (a square picture is returned
+    as it is: it trains exactly as with "crop")."""
+    w, h = img.size
+    side = max(w, h)
+    if w == h:
+        return img
+    if method == "squish":
+        return img.resize((side, side), Image.Resampling.BILINEAR)
+    if method != "pad":
+        raise PixclassError(f"square_at_full_size pads or squishes, not {method!r}")
+    canvas = Image.new("RGB", (side, side), PAD_FILL)
+    canvas.paste(img, (-int(round((w - side) / 2.0)), -int(round((h - side) / 2.0))))
+    return canvas
 
 
 def eval_array(img: Image.Image, size: int, mean: Sequence[float], std: Sequence[float],
