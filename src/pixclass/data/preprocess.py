@@ -75,7 +75,7 @@ def square_at_full_size(img: Image.Image, method: str) -> Image.Image:
     if method != "pad":
         raise PixclassError(f"square_at_full_size pads or squishes, not {method!r}")
     canvas = Image.new("RGB", (side, side), PAD_FILL)
-    canvas.paste(img, (-int(round((w - side) / 2.0)), -int(round((h - side) / 2.0))))
+    canvas.paste(img, (-round((w - side) / 2.0), -round((h - side) / 2.0)))
     return canvas
 
 
