@@ -25,15 +25,20 @@ def label_issues(
                                                 "(default: RUN/label_issues.csv).")] = None,
     top: int = typer.Option(20, "--top", min=0, help="Most suspicious images to print."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fold assignment."),
+    fold_model: str = typer.Option("linear", "--fold-model",
+                                   help="linear (seconds) or head (the run's head recipe per fold: minutes)."),
 ) -> None:
     """Rank every train and valid image by how likely its label is wrong (out-of-fold predictions
     on the run's cached features, scored by cleanlab); writes path,label,suggested,score,loss,split,issue."""
+    from pixclass.interpret.label_issues import FOLD_MODELS
     from pixclass.interpret.label_issues import label_issues as rank_labels
     from pixclass.train import runfolder
     from pixclass.train.recipe import TrainConfig, make_learner
 
     run_dir = Path(run)
     runfolder.require_run(run_dir, "rank the labels of")
+    if fold_model not in FOLD_MODELS:
+        raise PixclassError(f"unknown --fold-model '{fold_model}': choose {' or '.join(FOLD_MODELS)}")
     if folds < 2:
         raise PixclassError(f"--folds must be at least 2 (a model fitted on K-1 folds predicts the K-th); got {folds}")
     with runfolder.RunLock(run_dir):
@@ -43,7 +48,7 @@ def label_issues(
                                 f"('pixclass train --resume {run_dir}')")
         learn = make_learner(TrainConfig.load(run_dir), progress=False, pretrained=False)
         learn.load(final)
-        issues = rank_labels(learn, folds=folds, seed=seed)
+        issues = rank_labels(learn, folds=folds, seed=seed, fold_model=fold_model)
         out = issues.to_csv(Path(csv_out) if csv_out is not None else run_dir / "label_issues.csv")
     for line in _report(issues, top):
         typer.echo(line)
