@@ -34,7 +34,7 @@ class ImageData:
         train_idx, valid_idx: positions in `items` of the two splits.
         size: square input size in pixels.
         resize: how a picture becomes that square (fastai's `ResizeMethod`): "crop" (shorter
-            side to `size`, center crop), "pad" (longer side to `size`, black borders) or
+            side to `size`, center crop), "pad" (longer side to `size`, reflected borders) or
             "squish" (`size`×`size`, aspect ignored); training augmentation starts from the same.
         augment: a preset name ("default", "none", "light", "satellite", "top_down"), an
             `Augment`, or a dict of overrides on "default".

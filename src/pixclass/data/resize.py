@@ -11,7 +11,7 @@ from pixclass.errors import PixclassError
 # What each method does, in the words `pixclass train --help` and `pixclass info` use.
 RESIZE_METHODS: dict[str, str] = {
     "crop": "shorter side to the size, center square (a wide picture loses its sides)",
-    "pad": "longer side to the size, black borders (all kept, smaller)",
+    "pad": "longer side to the size, borders filled by reflection (all kept, smaller)",
     "squish": "stretched to the square (all kept, distorted)",
 }
 # The default, measured by benchmarks/bench_resize.py: the linear probe on efficientnet_lite0's
