@@ -66,3 +66,9 @@ def test_a_run_without_final_weights_is_a_one_line_error(trained_run: Path, tmp_
     assert res.stderr.startswith(f"pixclass: '{unfinished}' has no final weights")
     assert len(res.stderr.strip().splitlines()) == 1
     assert not (unfinished / "label_issues.csv").exists()
+
+
+def test_an_unknown_fold_model_is_a_one_line_error(trained_run: Path):
+    res = run_cli("label-issues", str(trained_run), "--fold-model", "forest")
+    assert res.returncode == 1
+    assert res.stderr.strip() == "pixclass: unknown --fold-model 'forest': choose linear or head"
