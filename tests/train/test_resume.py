@@ -17,7 +17,7 @@ import torch
 from imagefiles import SIZE, TINY_ARCH, write_class_folders
 from pixclass import Learner
 from pixclass.errors import PixclassError
-from pixclass.train.resume import read_last_checkpoint, restore
+from pixclass.train.resume import read_last_checkpoint
 
 EPOCHS = 3
 LR = slice(1e-4, 1e-3)
@@ -88,7 +88,7 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path):
     learn = make_learner(images, tmp_path / "killed")
     pointer = read_last_checkpoint(learn.path)
     assert pointer["epoch"] == 0 and pointer["epochs"] == EPOCHS
-    state = restore(learn, pointer)
+    state = learn.restore(pointer)
     learn.fit_one_cycle(EPOCHS, lr=LR, resume=state)
 
     alone = make_learner(images, tmp_path / "alone")
@@ -143,7 +143,7 @@ def test_the_frozen_cached_feature_stage_also_resumes_exactly(class_folders, tmp
         interrupted.fit_one_cycle(EPOCHS, lr=1e-2)
 
     learn = make_learner(class_folders, tmp_path / "interrupted")
-    state = restore(learn, read_last_checkpoint(learn.path))
+    state = learn.restore(read_last_checkpoint(learn.path))
     assert learn.uses_cache
     learn.fit_one_cycle(EPOCHS, lr=1e-2, resume=state)
     alone = make_learner(class_folders, tmp_path / "alone")

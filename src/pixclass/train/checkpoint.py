@@ -1,8 +1,9 @@
-"""Checkpoints on disk, written atomically: a kill never leaves a half-written file.
+"""Checkpoint files, written atomically: a kill never leaves a half-written file.
 
 Owns: saving/loading model weights as safetensors, optimizer/scheduler/RNG state as a
 tensors-and-numbers torch file (read back with `weights_only=True`, so nothing can run code),
-and the `last.json` pointer that names the newest complete epoch checkpoint.
+capturing and setting the RNG states, and seeding. Which files make an epoch checkpoint, and
+the `last.json` pointer naming the newest one, are `pixclass.train.resume`'s.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pixclass.errors import PixclassError
+from pixclass.files import atomic_write
 from pixclass.models.backbones import state_mismatch
-from pixclass.files import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
     """Model weights as safetensors; `metadata` values become strings (JSON for non-strings)."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_tensors(model.state_dict(), path, metadata)
+
+
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """A state dict as safetensors (on the CPU); `metadata` values become strings (JSON for non-strings)."""
+    state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
@@ -35,7 +42,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, device: str | 
         raise PixclassError(f"no saved weights at '{path}'")
     try:
         state = load_file(str(path), device=str(device))
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (a bad file raises many kinds; each becomes one line)
         raise PixclassError(f"cannot read weights '{path}': {err}") from None
     mismatch = state_mismatch(model, state)
     if mismatch:
@@ -77,7 +84,7 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise PixclassError(f"no training state at '{path}'") from None
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (a bad file raises many kinds; each becomes one line)
         raise PixclassError(f"cannot read training state '{path}': {err}") from None
 
 

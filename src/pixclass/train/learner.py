@@ -1,18 +1,23 @@
 """`Learner`: a pretrained body with a new head, trained on an `ImageData` the fastai way.
 
 Owns: freezing, `fit` / `fit_one_cycle` / `fine_tune`, `lr_find`, validation and predictions,
-named saves, per-epoch checkpoints for resume, and export. While the body is frozen the body's
-pooled features are computed once and cached (`cache_features=True`), so frozen epochs and the
-LR finder train only the head: the frozen stage costs about one forward pass over the data.
+named saves, the training state of per-epoch checkpoints and restoring it (`training_state`,
+`restore`; `pixclass.train.resume` writes and finds the files), and export. While the body is
+frozen the body's pooled features are computed once and cached (`cache_features=True`), so
+frozen epochs and the LR finder train only the head: the frozen stage costs about one forward
+pass over the data.
+
+The layer below knows nothing of the Learner: the feature cache, the loops, the checkpoint
+files and the schedules take tensors, modules, callables and dicts.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -22,13 +27,29 @@ from pixclass.errors import PixclassError
 from pixclass.models.backbones import build_model
 from pixclass.train import checkpoint as ckpt
 from pixclass.train.device import pick_device, resolve_amp
-from pixclass.train.features import FeatureCache
-from pixclass.train.loop import (StepContext, feature_batches, gather_outputs, n_feature_batches,
-                                 progress_bar, tracked, train_steps)
+from pixclass.train.features import FeatureCache, FeatureDevice, recalibrate_batchnorm
+from pixclass.train.loop import (
+    StepContext,
+    feature_batches,
+    gather_outputs,
+    lr_range_test,
+    n_feature_batches,
+    progress_bar,
+    tracked,
+    train_steps,
+)
 from pixclass.train.losses import activation_for, loss_for
 from pixclass.train.metrics import resolve_metrics
 from pixclass.train.recorder import EpochTable, Recorder
-from pixclass.train.schedule import LRFind, exp_lrs, lr_schedule_for, make_optimizer, one_cycle, spread_lr
+from pixclass.train.resume import checkpoint_files, write_epoch_checkpoint
+from pixclass.train.schedule import (
+    LRFind,
+    exp_lrs,
+    lr_schedule_for,
+    make_optimizer,
+    one_cycle,
+    spread_lr,
+)
 
 DEFAULT_ARCH = "efficientnet_lite0"
 
@@ -107,9 +128,15 @@ class Learner:
         self.checkpoint_every_epoch, self.progress = checkpoint_every_epoch, progress
         self.recorder = Recorder()
         self.table = EpochTable(list(self.metrics), enabled=progress)
-        self.features = FeatureCache(self)
+        # Regression features stay fp32 throughout: bf16 keeps ~3 significant digits, and a continuous
+        # target reads them directly (a tiny brightness regressor learned nothing from bf16
+        # features, and fine from fp32); a class's argmax is robust to that rounding.
+        train_amp = None if data.task == "regression" else self.amp
+        self.features = FeatureCache(torch.nn.Sequential(self.model.body, self.model.head.pool), self._feature_batches,
+                                     lambda: self.data.size, FeatureDevice(self.device, train_amp, self.channels_last),
+                                     progress)
         self.epoch_offset = 0  # epochs done in earlier stages, for the table and history
-        self.on_epoch_end: list[Callable[["Learner", dict], None]] = []
+        self.on_epoch_end: list[Callable[[Learner, dict], None]] = []
         self._leaks_checked = False
 
     # ----- freezing ----------------------------------------------------------------------------
@@ -138,9 +165,9 @@ class Learner:
         Args:
             lr: a float for every group, or `slice(lo, hi)` spread from early layers to the head.
             pct_start: share of the steps spent warming up.
-            resume: training state from a checkpoint (see `resume_from`), to continue a cycle.
+            resume: the training state `restore` returned from a checkpoint, to continue a cycle.
         """
-        return self._fit(epochs, lr, wd, schedule=dict(pct_start=pct_start, div=div, div_final=div_final),
+        return self._fit(epochs, lr, wd, schedule={"pct_start": pct_start, "div": div, "div_final": div_final},
                          resume=resume)
 
     def fit(self, epochs: int, lr: float | slice = 1e-3, wd: float | None = None) -> list[dict]:
@@ -187,7 +214,7 @@ class Learner:
             t0 = time.perf_counter()
             train_loss = self._train_epoch(epoch, opt, sched, scaler, cached)
             if cached:
-                self.features.recalibrate_head_bn()
+                recalibrate_batchnorm(self.model.head.mlp, self.features.get("train")[0])
             row = {"epoch": self.epoch_offset + epoch, "train_loss": train_loss, **self.validate(cached=cached),
                    "time": time.perf_counter() - t0}
             self.recorder.add_row(row)
@@ -259,6 +286,10 @@ class Learner:
     def _loader(self, split: str, augment: bool | None = None):
         return self.data.loader(split, augment=augment, pin_memory=self.device.type == "cuda")
 
+    def _feature_batches(self, split: str) -> tuple[Any, int]:
+        loader = self.data.loader(split, shuffle=False, augment=False)
+        return self.data.batches(loader), len(loader)
+
     # ----- evaluation --------------------------------------------------------------------------
     def get_preds(self, split: str = "valid", activation: bool = True, cached: bool | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -316,37 +347,20 @@ class Learner:
         self._warn_leaks()
         saved = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         cached = self.uses_cache
-        lrs = exp_lrs(start_lr, end_lr, num_it)
         opt = make_optimizer(self.model.param_groups(), [start_lr] * len(self.model.groups), self.wd)
-        result, avg, best = LRFind(), 0.0, math.inf
+        ctx = StepContext(self.model.head.mlp if cached else self.model, self.loss_fn, opt, None, self.device,
+                          None if cached else self.amp, self.channels_last and not cached)
         was_training = self.model.training
         batches = self._endless_batches(cached)
         try:
             self.model.train()
-            forward = self.model.head.mlp if cached else self.model
-            for i, lr in enumerate(lrs):
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                x, y = next(b for b in batches if len(b[0]) > 1)  # a step needs 2+ items (BatchNorm)
-                ctx = StepContext(forward, self.loss_fn, opt, None, self.device, None if cached else self.amp,
-                                  self.channels_last and not cached)
-                loss = train_steps(ctx, [(x, y)], lambda *_: None)
-                if not math.isfinite(loss):
-                    break
-                avg = 0.98 * avg + 0.02 * loss
-                smooth = avg / (1 - 0.98 ** (i + 1))
-                result.lrs.append(lr)
-                result.losses.append(smooth)
-                best = min(best, smooth)
-                if stop_div and i > 5 and smooth > 4 * best:
-                    break
+            return lr_range_test(ctx, batches, exp_lrs(start_lr, end_lr, num_it), stop_div)
         finally:
             batches.close()  # ends its loader iterator, so loader workers do not linger
             self.model.load_state_dict(saved)
             self.model.train(was_training)
             if not cached:
                 self.features.clear()
-        return result
 
     def _endless_batches(self, cached: bool):
         epoch = 0
@@ -368,7 +382,7 @@ class Learner:
         ckpt.save_weights(self.model, target, {"arch": self.arch, "frozen_groups": self.model.frozen_groups})
         return target
 
-    def load(self, name: str | Path) -> "Learner":
+    def load(self, name: str | Path) -> Learner:
         """Load weights saved with `save(name)` (or from a .safetensors path)."""
         p = Path(name)
         target = p if p.suffix == ".safetensors" else self.path / "checkpoints" / f"{name}.safetensors"
@@ -376,23 +390,54 @@ class Learner:
         self.features.clear()
         return self
 
-    def _write_epoch_checkpoint(self, epoch: int, epochs: int, opt, sched) -> None:
-        from pixclass.train.resume import write_epoch_checkpoint
+    def training_state(self, opt: torch.optim.Optimizer, sched: Any | None) -> dict[str, Any]:
+        """What continuing a cycle needs besides the weights: optimizer, scheduler, RNG states and
+        the batch history, as tensors and numbers only (a checkpoint reads back with `weights_only`)."""
+        return {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict() if sched is not None else {},
+            "rng": ckpt.rng_state(),
+            "batch_losses": torch.tensor(self.recorder.batch_losses, dtype=torch.float64),
+            "lrs": torch.tensor(self.recorder.lrs, dtype=torch.float64),
+        }
 
-        write_epoch_checkpoint(self, epoch, epochs, opt, sched)
+    def restore(self, pointer: dict[str, Any]) -> dict[str, Any]:
+        """Load an epoch checkpoint's weights, freezing, history and stage start from the run's
+        `checkpoints/` (`pointer`: from `pixclass.train.resume.read_last_checkpoint`); returns the
+        training state to continue with: `fit_one_cycle(epochs, lr, ..., resume=state)`."""
+        weights, state_file = checkpoint_files(self.path / "checkpoints", pointer)
+        self.model.freeze_to(int(pointer["frozen_groups"]), self.train_bn)
+        ckpt.load_weights(self.model, weights, self.device)
+        self.features.clear()
+        state = ckpt.load_state(state_file)
+        self.recorder.rows = list(pointer.get("rows", []))
+        self.recorder.batch_losses = state["batch_losses"].tolist()
+        self.recorder.lrs = state["lrs"].tolist()
+        self.epoch_offset = int(pointer["stage_start"])
+        state["epoch"] = int(pointer["epoch"])
+        return state
+
+    def _write_epoch_checkpoint(self, epoch: int, epochs: int, opt, sched) -> None:
+        """Everything needed to continue after `epoch` (0-based) of a cycle of `epochs`."""
+        progress = {"stage_start": self.epoch_offset, "epoch": epoch, "epochs": epochs,
+                    "frozen_groups": self.model.frozen_groups, "rows": self.recorder.rows}
+        write_epoch_checkpoint(self.path / "checkpoints", self.epoch_offset + epoch, self.model.state_dict(),
+                               {"arch": self.arch}, self.training_state(opt, sched), progress)
 
     def export(self, path: str | Path | None = None, thresholds: Sequence[float] | None = None) -> Path:
         """Write the model and everything needed to predict into one safe `.pixclass` file.
 
         `thresholds`: a multi-label model's per-tag thresholds, e.g. `self.interpret().tune_thresholds()`;
         the file carries them and its predictions use them."""
+        # lazy: export sits above train, never imported by it (tests/test_import_graph.py allows this one)
         from pixclass.export.bundle import export_learner
 
         return export_learner(self, Path(path) if path else self.path / "model.pixclass", thresholds)
 
     def interpret(self, split: str = "valid"):
         """`Interpretation.from_learner(self, split)`: confusion matrix, top losses, per-class scores."""
-        from pixclass.interpret import Interpretation  # lazy: interpret sits above train, never imported by it
+        # lazy: interpret sits above train, never imported by it (tests/test_import_graph.py allows this one)
+        from pixclass.interpret import Interpretation
 
         return Interpretation.from_learner(self, split)
 

@@ -230,7 +230,7 @@ def _train(cfg: TrainConfig, run_dir: Path, progress: bool, resume: bool) -> dic
         cfg.save(run_dir)
         # Training starts from the same random state whether lr_find ran now or before a kill.
         seed_everything(cfg.seed + 1)
-    state = resuming.restore(learn, pointer) if pointer else None
+    state = learn.restore(pointer) if pointer else None
     stages = _stages(cfg)
     for stage in stages:
         done = pointer is not None and (pointer["stage_start"] > stage["start"] or
@@ -343,7 +343,7 @@ def _export_locked(cfg: TrainConfig, run_dir: Path, out: str | Path | None) -> P
     if final.is_file():
         learn.load(final)
     elif pointer is not None:
-        resuming.restore(learn, pointer)
+        learn.restore(pointer)
     else:
         raise PixclassError(f"'{run_dir}' has no trained weights yet: train it first")
     if pointer is not None:

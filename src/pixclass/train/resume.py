@@ -1,51 +1,49 @@
-"""Per-epoch checkpoints of a training run and reading them back to resume.
+"""Per-epoch checkpoints of a training run on disk, and finding them again to resume.
 
 Layout under `RUN/checkpoints/`: `epoch-<n>.safetensors` (weights), `epoch-<n>.state.pt`
 (optimizer, scheduler, RNG, batch history; loaded with `weights_only=True`) and `last.json`,
 written last and atomically, naming the newest complete pair. Older pairs are then removed.
+
+Deals only in folders, files and dicts: what goes into the state and the pointer, and what is
+done with them on resume, is the Learner's (`Learner.training_state`, `Learner.restore`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from pixclass.errors import PixclassError
+from pixclass.files import atomic_write_text
 from pixclass.train import checkpoint as ckpt
-
-if TYPE_CHECKING:
-    from pixclass.train.learner import Learner
-
-
-def write_epoch_checkpoint(learn: "Learner", epoch: int, epochs: int, opt, sched) -> Path:
-    """Save everything needed to continue after `epoch` (0-based) of a cycle of `epochs`."""
-    folder = learn.path / "checkpoints"
-    n = learn.epoch_offset + epoch
-    weights, state = folder / f"epoch-{n}.safetensors", folder / f"epoch-{n}.state.pt"
-    ckpt.save_weights(learn.model, weights, {"arch": learn.arch})
-    ckpt.save_state(state, {
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict() if sched is not None else {},
-        "rng": ckpt.rng_state(),
-        "batch_losses": torch.tensor(learn.recorder.batch_losses, dtype=torch.float64),
-        "lrs": torch.tensor(learn.recorder.lrs, dtype=torch.float64),
-    })
-    pointer = {"weights": weights.name, "state": state.name, "stage_start": learn.epoch_offset,
-               "epoch": epoch, "epochs": epochs, "frozen_groups": learn.model.frozen_groups,
-               "rows": learn.recorder.rows}
-    ckpt.atomic_write_text(folder / "last.json", json.dumps(pointer, indent=1))
-    for old in folder.glob("epoch-*"):
-        if old.name not in (weights.name, state.name):
-            old.unlink(missing_ok=True)
-    return folder / "last.json"
-
 
 # The pointer's fields and their JSON types; file names must be plain names inside checkpoints/.
 _POINTER_FIELDS = {"weights": str, "state": str, "stage_start": int, "epoch": int, "epochs": int,
                    "frozen_groups": int, "rows": list}
+
+
+def write_epoch_checkpoint(folder: Path, n: int, weights: Mapping[str, torch.Tensor], metadata: dict[str, Any],
+                           state: dict[str, Any], progress: dict[str, Any]) -> Path:
+    """Write epoch `n`'s checkpoint into `folder`; returns the path of the `last.json` naming it.
+
+    Args:
+        weights: the model's state dict (saved as safetensors with `metadata`).
+        state: tensors and numbers only (read back with `weights_only=True`).
+        progress: the pointer's other fields: stage_start, epoch, epochs, frozen_groups, rows.
+    """
+    weights_file, state_file = folder / f"epoch-{n}.safetensors", folder / f"epoch-{n}.state.pt"
+    ckpt.save_tensors(weights, weights_file, metadata)
+    ckpt.save_state(state_file, state)
+    pointer = {"weights": weights_file.name, "state": state_file.name, **progress}
+    atomic_write_text(folder / "last.json", json.dumps(pointer, indent=1))
+    for old in folder.glob("epoch-*"):
+        if old.name not in (weights_file.name, state_file.name):
+            old.unlink(missing_ok=True)
+    return folder / "last.json"
 
 
 def read_last_checkpoint(run: str | Path) -> dict[str, Any] | None:
@@ -71,21 +69,11 @@ def read_last_checkpoint(run: str | Path) -> dict[str, Any] | None:
     return doc
 
 
+def checkpoint_files(folder: Path, pointer: dict[str, Any]) -> tuple[Path, Path]:
+    """(weights file, state file) that a pointer from `read_last_checkpoint` names in `folder`."""
+    return folder / pointer["weights"], folder / pointer["state"]
+
+
 def _damaged(pointer: Path, why: str) -> PixclassError:
     return PixclassError(f"checkpoint pointer '{pointer}' is damaged ({why}): delete it to restart the run's "
                          "training, or restore it from a copy")
-
-
-def restore(learn: "Learner", pointer: dict[str, Any]) -> dict[str, Any]:
-    """Load weights, freezing state and history from a checkpoint; returns the training state."""
-    folder = learn.path / "checkpoints"
-    learn.model.freeze_to(int(pointer["frozen_groups"]), learn.train_bn)
-    ckpt.load_weights(learn.model, folder / pointer["weights"], learn.device)
-    learn.features.clear()
-    state = ckpt.load_state(folder / pointer["state"])
-    learn.recorder.rows = list(pointer.get("rows", []))
-    learn.recorder.batch_losses = state["batch_losses"].tolist()
-    learn.recorder.lrs = state["lrs"].tolist()
-    learn.epoch_offset = int(pointer["stage_start"])
-    state["epoch"] = int(pointer["epoch"])
-    return state
