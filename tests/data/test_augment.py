@@ -37,7 +37,7 @@ def test_eval_transform_center_crops_after_resizing_the_shorter_side():
     img = Image.new("RGB", (60, 20), (0, 0, 0))
     img.paste((255, 255, 255), (0, 0, 10, 20))  # white on the left sixth only
 
-    x = eval_transform(10, (0, 0, 0), (1, 1, 1))(img)
+    x = eval_transform(10, (0, 0, 0), (1, 1, 1), "crop")(img)
 
     assert x.shape == (3, 10, 10)
     assert x.max() < 0.1  # the crop is the black middle

@@ -28,9 +28,9 @@ from pixclass.data.resize import DEFAULT_RESIZE, check_resize
 from pixclass.errors import PixclassError
 
 # "pad" fills by reflection, fastai's default `PadMode.Reflection` (v1 and v2), rather than zeros:
-# measured by benchmarks/bench_resize.py, the linear probe with black borders against mirrored
-# ones: photo patches 85.0 % vs 91.7 %, Fashion-MNIST composites 64.2 vs 66.0, digits 62.7 vs
-# 58.4 (3 seeds each): black bars cost most on real photos.
+# measured by benchmarks/bench_resize.py, the linear probe with black borders → mirrored ones
+# (mean of 5 seeds): photo patches 86.5 → 91.8 %, Fashion-MNIST composites 66.1 → 69.3 %, digit
+# composites 59.7 → 57.6 %: black bars cost most on real photos.
 PAD_MODE = "reflect"
 
 
