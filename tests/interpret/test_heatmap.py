@@ -58,7 +58,7 @@ def test_the_heatmap_lies_over_the_bright_square_that_drives_the_class(tmp_path)
     Image.fromarray(pixels).save(tmp_path / "square.png")
     model = _brightness_model()
 
-    picture, heat = Heatmapper(model, 32, MEAN, STD)(tmp_path / "square.png", target=1)
+    picture, heat = Heatmapper(model, 32, MEAN, STD, "crop")(tmp_path / "square.png", target=1)
 
     assert picture.shape == (32, 32, 3) and picture.dtype == np.uint8
     assert np.array_equal(picture, pixels)  # the model's own input, back as the picture
@@ -74,7 +74,7 @@ def test_a_heatmap_leaves_the_models_mode_and_frozen_flags_as_they_were(tmp_path
     model.train()
     flags = [p.requires_grad for p in model.parameters()]
 
-    Heatmapper(model, 32, MEAN, STD)(tmp_path / "grey.png", target=0)
+    Heatmapper(model, 32, MEAN, STD, "crop")(tmp_path / "grey.png", target=0)
 
     assert model.training and [p.requires_grad for p in model.parameters()] == flags
     assert all(p.grad is None for p in model.parameters())
@@ -94,3 +94,16 @@ def test_heatmaps_without_a_model_are_refused_naming_how_to_get_one(tmp_path):
 
     with pytest.raises(PixclassError, match="Interpretation.from_learner"):
         interp.plot_top_losses(1, heatmap=True)
+
+
+def test_the_heatmap_picture_is_the_wide_image_as_the_runs_resize_method_made_it(tmp_path):
+    pixels = np.zeros((16, 48, 3), dtype=np.uint8)
+    pixels[:, :16] = 255  # the left third is white: squish keeps it, a centre crop cuts it off
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    model = _brightness_model()
+
+    squished, _ = Heatmapper(model, 16, MEAN, STD, "squish")(tmp_path / "wide.png", target=1)
+    cropped, _ = Heatmapper(model, 16, MEAN, STD, "crop")(tmp_path / "wide.png", target=1)
+
+    assert squished.shape == cropped.shape == (16, 16, 3)
+    assert squished[:, :5].min() == 255 and cropped.max() == 0

@@ -5,8 +5,9 @@ running one input through the body and watching every module, so it holds for an
 without a per-architecture table, which pytorch-grad-cam leaves to its user) and `Heatmapper`
 (an image file → the model's input picture and its heatmap), on top of pytorch-grad-cam.
 
-The picture shown is the model's own input (resized and centre-cropped by `eval_array`, the one
-evaluation preprocessing), so the heatmap lies exactly over what the model saw. The model is
+The picture shown is the model's own input (brought to its square by `eval_array`, the one
+evaluation preprocessing, with the run's resize method), so the heatmap lies exactly over what
+the model saw. The model is
 put in eval mode for the computation and given back in the mode it came in, with its
 `requires_grad` flags untouched.
 """
@@ -58,11 +59,12 @@ class Heatmapper:
 
     Args:
         model: the classifier; its output for class `target` is explained.
-        size, mean, std: the model's input size and normalization (as the run trained with).
+        size, mean, std, resize: the model's input size, normalization and resize method (as the
+            run trained with).
     """
 
-    def __init__(self, model: nn.Module, size: int, mean: Sequence[float], std: Sequence[float]):
-        self.model, self.size = model, int(size)
+    def __init__(self, model: nn.Module, size: int, mean: Sequence[float], std: Sequence[float], resize: str):
+        self.model, self.size, self.resize = model, int(size), resize
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self._layer: nn.Module | None = None
 
@@ -75,7 +77,7 @@ class Heatmapper:
         from pixclass.data.images import open_image
         from pixclass.data.preprocess import eval_array
 
-        x = eval_array(open_image(path), self.size, self.mean, self.std)
+        x = eval_array(open_image(path), self.size, self.mean, self.std, self.resize)
         if self._layer is None:
             self._layer = last_feature_layer(self.model.body, self.size)
         inp = torch.from_numpy(x)[None].to(_device(self.model)).requires_grad_(True)  # frozen bodies too

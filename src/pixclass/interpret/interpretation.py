@@ -92,7 +92,7 @@ class Interpretation:
             raise PixclassError(f"cannot interpret the {split} split: it has no labels")
         from pixclass.interpret.heatmap import Heatmapper
 
-        heatmapper = Heatmapper(learn.model, learn.data.size, learn.data.mean, learn.data.std)
+        heatmapper = Heatmapper(learn.model, learn.data.size, learn.data.mean, learn.data.std, learn.data.resize)
         return cls(probs, y, learn.data.classes, learn.data.task, paths, learn.thresh, heatmapper)
 
     # ----- what was predicted ------------------------------------------------------------------
@@ -223,7 +223,7 @@ class Interpretation:
 
         `heatmap`: overlay a Grad-CAM heatmap of the evidence for the predicted class (multi-label:
         the tag the model got most wrong; regression: the output) on the model's own input picture,
-        resized and centre-cropped as the model saw it."""
+        brought to its square as the model saw it."""
         from matplotlib.figure import Figure
 
         from pixclass.data.images import open_image
