@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from pixclass.export.bundle import read_meta
+
 from .conftest import TINY, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -47,3 +51,23 @@ def test_interpret_of_a_multi_label_run_gives_the_table_per_tag_and_no_pairs(pla
     assert [line.split()[0] for line in lines[1:5]] == ["blue", "clear", "red", "plots:"]
     for name in ("confusion.png", "confusion_normalized.png", "top_losses.png"):
         assert (tmp_path / "run" / "interpret" / name).read_bytes()[:8] == PNG, name
+
+    tuned = run_cli("interpret", str(tmp_path / "run"), "--tune-thresholds", "--heatmap", "--top-losses", "2")
+
+    assert tuned.returncode == 0, tuned.stderr
+    saved = json.loads((tmp_path / "run" / "thresholds.json").read_text())
+    line = next(x for x in tuned.stdout.splitlines() if x.startswith("thresholds (F2 on validation): "))
+    assert line.split(": ", 1)[1] == ", ".join(f"{c} {t:g}" for c, t in zip(["blue", "clear", "red"], saved["thresholds"]))
+    assert read_meta(tmp_path / "run" / "model.pixclass")["thresholds"] == saved["thresholds"]
+    assert (tmp_path / "run" / "interpret" / "top_losses.png").read_bytes()[:8] == PNG
+    again = run_cli("export", str(tmp_path / "run"), "--out", str(tmp_path / "again.pixclass"))
+    assert again.returncode == 0, again.stderr
+    assert read_meta(tmp_path / "again.pixclass")["thresholds"] == saved["thresholds"]  # later exports keep them
+
+
+def test_tuning_thresholds_of_a_single_label_run_is_refused_in_one_line_and_writes_nothing(trained_run):
+    res = run_cli("interpret", str(trained_run), "--tune-thresholds")
+
+    assert res.returncode == 1
+    assert res.stderr.strip() == "pixclass: threshold tuning needs a multi task; this interpretation is single"
+    assert not (trained_run / "thresholds.json").exists()

@@ -17,9 +17,8 @@ from typing import Any
 
 from pixclass.cleaner.session import CleaningSession
 from pixclass.errors import PixclassError
+from pixclass.train.runfolder import DUPES, LABEL_ISSUES
 
-LABEL_ISSUES = "label_issues.csv"
-DUPES = "dupes.csv"
 LABEL_ISSUES_COMMAND = "pixclass label-issues RUN"
 
 

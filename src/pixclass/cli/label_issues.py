@@ -49,7 +49,7 @@ def label_issues(
         learn = make_learner(TrainConfig.load(run_dir), progress=False, pretrained=False)
         learn.load(final)
         issues = rank_labels(learn, folds=folds, seed=seed, fold_model=fold_model)
-        out = issues.to_csv(Path(csv_out) if csv_out is not None else run_dir / "label_issues.csv")
+        out = issues.to_csv(Path(csv_out) if csv_out is not None else run_dir / runfolder.LABEL_ISSUES)
     for line in _report(issues, top):
         typer.echo(line)
     typer.echo(f"cleanlab flags {issues.n_issues} of {len(issues)} images "

@@ -32,8 +32,9 @@ import numpy as np
 from pixclass import interrupt
 from pixclass.errors import PixclassError
 from pixclass.interpret.diagnosis import Finding, diagnose
+from pixclass.train.runfolder import DUPES, LABEL_ISSUES, REPORT
 
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT  # re-exported: the CLI and tests name it from here
 # Image headers read for the size summary: a header read is well under 1 ms, so 200 cost < 0.2 s
 # on any dataset, and 200 is enough for a median and a typical range.
 SIZE_SAMPLE = 200
@@ -69,7 +70,7 @@ def write_report(run_dir: str | os.PathLike, interp: Any = None) -> Path:
     history = _history(run / "history.csv")
     train_counts = _counts(data, "train")
     probe = summary.get("linear_probe_accuracy")
-    findings = diagnose(history, summary, train_counts, probe, _leak_pairs(run / "dupes.csv", data))
+    findings = diagnose(history, summary, train_counts, probe, _leak_pairs(run / DUPES, data))
     parts = [
         lambda: _header(run, cfg, data, summary),
         lambda: _data_section(data),
@@ -480,7 +481,7 @@ def _short(value: Any) -> str:
 
 def _issues_section(run: Path, data) -> str:
     parts = ["<h3>Label issues</h3>"]
-    issues = _csv_rows(run / "label_issues.csv")
+    issues = _csv_rows(run / LABEL_ISSUES)
     if issues is None:
         parts.append(_p(f"Not computed yet: 'pixclass label-issues {run}' ranks every image's label "
                         "(writes label_issues.csv).", "note"))
@@ -496,9 +497,9 @@ def _issues_section(run: Path, data) -> str:
         parts.append(_p(f"Paths are relative to {root}.", "note") if root else "")
         parts.append(_table(["", "path", "label", "suggested", "score", "split", "issue"], rows, raw_cols=(0, 1)))
     parts.append("<h3>Duplicates</h3>")
-    dupes = _csv_rows(run / "dupes.csv")
+    dupes = _csv_rows(run / DUPES)
     if dupes is None:
-        parts.append(_p(f"Not computed yet: 'pixclass dupes {run} --csv {run / 'dupes.csv'}' lists exact and "
+        parts.append(_p(f"Not computed yet: 'pixclass dupes {run} --csv {run / DUPES}' lists exact and "
                         "near copies and train/valid leaks.", "note"))
     else:
         kinds = {k: sum(r.get("kind") == k for r in dupes) for k in ("exact", "near", "leak")}

@@ -348,7 +348,26 @@ def _export_locked(cfg: TrainConfig, run_dir: Path, out: str | Path | None) -> P
         raise PixclassError(f"'{run_dir}' has no trained weights yet: train it first")
     if pointer is not None:
         learn.recorder.rows = list(pointer.get("rows", []))
-    return learn.export(Path(out) if out else run_dir / "model.pixclass")
+    return learn.export(Path(out) if out else run_dir / "model.pixclass", read_thresholds(run_dir))
+
+
+def read_thresholds(run_dir: Path) -> list[float] | None:
+    """The per-tag thresholds `pixclass interpret --tune-thresholds` saved in the run, if any."""
+    path = run_dir / runfolder.THRESHOLDS
+    if not path.is_file():
+        return None
+    try:
+        return [float(t) for t in json.loads(path.read_text(encoding="utf-8"))["thresholds"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise PixclassError(f"cannot read '{path}' ({type(err).__name__}): delete it, or tune again with "
+                            f"'pixclass interpret {run_dir} --tune-thresholds'") from None
+
+
+def save_thresholds(run_dir: Path, thresholds: list[float], beta: float) -> Path:
+    """Keep tuned per-tag thresholds in the run, so every later export of it ships them."""
+    path = run_dir / runfolder.THRESHOLDS
+    atomic_write_text(path, json.dumps({"thresholds": thresholds, "beta": beta, "tuned_on": "valid"}, indent=1))
+    return path
 
 
 def _say(progress: bool, text: str) -> None:

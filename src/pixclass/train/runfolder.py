@@ -26,8 +26,16 @@ from pixclass.files import atomic_write_text
 MARKER = ".pixclass-run"
 LOCK = ".pixclass-lock"
 # What a run writes: an `overwrite` removes these (and only these) before a fresh run.
+# Files the verbs on a finished run write into it (the one source of their names).
+REPORT = "report.html"  # pixclass train / interpret: the model card
+INTERPRET_DIR = "interpret"  # pixclass interpret: its plots
+LABEL_ISSUES = "label_issues.csv"  # pixclass label-issues
+THRESHOLDS = "thresholds.json"  # pixclass interpret --tune-thresholds: per-tag thresholds every export ships
+DUPES = "dupes.csv"  # where the report and the cleaner look for `pixclass dupes RUN --csv RUN/dupes.csv`
+# What a run and the verbs on it write: an overwritten run drops them all, so nothing describes the
+# old model. DUPES is not listed: `pixclass dupes --csv` writes where the user tells it.
 RUN_OUTPUTS = ("checkpoints", "plots", "config.json", "history.csv", "summary.json", "probe.json",
-               "model.pixclass", "model.onnx", MARKER)
+               "model.pixclass", "model.onnx", REPORT, INTERPRET_DIR, LABEL_ISSUES, THRESHOLDS, MARKER)
 
 
 def is_run(folder: Path) -> bool:
