@@ -27,7 +27,8 @@ from imagefiles import write_class_folders
 pytestmark = pytest.mark.slow
 
 ARGS = ["--arch", "test_efficientnet", "--no-pretrained", "--size", "32", "--bs", "8", "--workers", "1",
-        "--epochs", "3", "--unfreeze-epochs", "5", "--seed", "7"]
+        "--epochs", "3", "--unfreeze-epochs", "5", "--seed", "7",
+        "--no-report"]  # signals land in training here; tests/interpret/test_report.py stops a report
 SIGNALS_PER_KIND = 20
 EPOCHS = 3 + 5
 STARTUP = 1.5  # seconds before `main` runs: Ctrl-C there is Python's, not ours

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -219,11 +218,8 @@ def test_a_ctrl_c_while_the_report_is_written_keeps_the_trained_run_and_exits_0(
     child = subprocess.Popen([sys.executable, "-m", "pixclass", "train", str(data), *TINY, *GIVEN_LR, "--out", str(run)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in child.stdout:  # Ctrl-C (to the whole group, as a terminal sends it) once the model is written
-        if line.startswith("model: "):
-            # ...and the summary printed: a Ctrl-C inside that print is still an interrupted command
-            # (130). The report takes seconds (a learner, predictions, an ONNX conversion).
-            time.sleep(0.5)
+    for line in child.stdout:  # Ctrl-C (to the whole group, as a terminal sends it) as the report starts
+        if line.startswith("writing the report ("):
             os.killpg(child.pid, signal.SIGINT)
             break
     out, err = child.communicate(timeout=300)

@@ -124,6 +124,11 @@ def _write_report(run_dir: str) -> None:
     The trained run is complete by now, so a report that cannot be written, or a Ctrl-C while it
     is written, is one line on stderr and the command still succeeds (exit 0): a script's next
     step (export, predict) has its model. Ctrl-C is deferred to a safe point as in training."""
+    from pixclass.train.runfolder import REPORT
+
+    # The report takes seconds on a tiny run and about a minute on elpv (it predicts the validation
+    # images again and times the exported model): say what is happening.
+    typer.echo(f"writing the report ({Path(run_dir) / REPORT}) ...")
     path = None
     try:
         from pixclass.interpret.report import write_report
