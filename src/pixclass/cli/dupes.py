@@ -13,7 +13,6 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -27,14 +26,14 @@ SPLIT_FOLDERS = ("train", "valid")  # a folder with both is a train/valid layout
 @app.command()
 def dupes(
     folder: Path = typer.Argument(..., help="Image folder (class folders, or train/ and valid/), or a run folder."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write every pair here (a,b,kind,distance,method)."),
-    max_distance: Optional[int] = typer.Option(None, "--max-distance",
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write every pair here (a,b,kind,distance,method)."),
+    max_distance: int | None = typer.Option(None, "--max-distance",
                                                help="Largest perceptual-hash distance (0-63) still 'near'."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     embeddings: bool = typer.Option(False, "--embeddings",
                                     help="RUN only: also pair images whose pooled features (the run's model) "
                                          "are similar; the run's train/valid split gives the leaks."),
-    min_cosine: Optional[float] = typer.Option(None, "--min-cosine",
+    min_cosine: float | None = typer.Option(None, "--min-cosine",
                                                help="With --embeddings: smallest cosine similarity still 'near'."),
 ) -> None:
     """Find exact and near duplicate images, and copies shared by train/ and valid/ (leaks)."""
@@ -88,16 +87,12 @@ def _run_features(run: Path):
     import torch
 
     from pixclass.train import runfolder
-    from pixclass.train.recipe import TrainConfig, make_learner
+    from pixclass.train.recipe import final_weights, load_trained
 
     runfolder.require_run(run, "compare the features of")
-    final = run / "checkpoints" / "final.safetensors"
-    if not final.is_file():
-        raise PixclassError(f"'{run}' has no final weights ({final} is missing): finish training it first "
-                            f"('pixclass train --resume {run}') or leave out --embeddings")
+    final_weights(run, " or leave out --embeddings")  # before the lock: a clear refusal
     with runfolder.RunLock(run):
-        learn = make_learner(TrainConfig.load(run), progress=False, pretrained=False)
-        learn.load(final)
+        learn = load_trained(run)
         splits = [s for s in ("train", "valid") if learn.data.paths(s)]
         typer.echo(f"body features of {sum(len(learn.data.paths(s)) for s in splits)} images "
                    f"({learn.arch}, {learn.data.size} px)...")

@@ -13,7 +13,6 @@ from pathlib import Path
 import typer
 
 from pixclass.cli import app
-from pixclass.errors import PixclassError
 
 
 @app.command()
@@ -34,28 +33,18 @@ def interpret(
     from pixclass.interpret import Interpretation
     from pixclass.interpret.report import write_report
     from pixclass.train import runfolder
-    from pixclass.train.recipe import (
-        TrainConfig,
-        make_learner,
-        read_thresholds,
-        save_thresholds,
-    )
+    from pixclass.train.recipe import load_trained, read_thresholds, save_thresholds
 
     run_dir = Path(run)
     runfolder.require_run(run_dir, "interpret")
     with runfolder.RunLock(run_dir):
-        final = run_dir / "checkpoints" / "final.safetensors"
-        if not final.is_file():
-            raise PixclassError(f"'{run_dir}' has no final weights ({final} is missing): finish training it first "
-                                f"('pixclass train --resume {run_dir}')")
-        learn = make_learner(TrainConfig.load(run_dir), progress=False, pretrained=False)
-        learn.load(final)
+        learn = load_trained(run_dir)
         interp = Interpretation.from_learner(learn, "valid")
         if tune_thresholds:
             tuned = interp.tune_thresholds(beta)  # refuses a task that is not multi-label
             save_thresholds(run_dir, tuned, beta)
-            typer.echo("thresholds (F%g on validation): %s" % (beta, ", ".join(
-                f"{c} {t:g}" for c, t in zip(interp.classes, tuned))))
+            pairs = ", ".join(f"{c} {t:g}" for c, t in zip(interp.classes, tuned))
+            typer.echo(f"thresholds (F{beta:g} on validation): {pairs}")
             _reexport(learn, run_dir, tuned)
         saved = read_thresholds(run_dir)
         if saved is not None and interp.task == "multi":

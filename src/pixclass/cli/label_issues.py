@@ -33,7 +33,7 @@ def label_issues(
     from pixclass.interpret.label_issues import FOLD_MODELS
     from pixclass.interpret.label_issues import label_issues as rank_labels
     from pixclass.train import runfolder
-    from pixclass.train.recipe import TrainConfig, make_learner
+    from pixclass.train.recipe import load_trained
 
     run_dir = Path(run)
     runfolder.require_run(run_dir, "rank the labels of")
@@ -42,12 +42,7 @@ def label_issues(
     if folds < 2:
         raise PixclassError(f"--folds must be at least 2 (a model fitted on K-1 folds predicts the K-th); got {folds}")
     with runfolder.RunLock(run_dir):
-        final = run_dir / "checkpoints" / "final.safetensors"
-        if not final.is_file():
-            raise PixclassError(f"'{run_dir}' has no final weights ({final} is missing): finish training it first "
-                                f"('pixclass train --resume {run_dir}')")
-        learn = make_learner(TrainConfig.load(run_dir), progress=False, pretrained=False)
-        learn.load(final)
+        learn = load_trained(run_dir)
         issues = rank_labels(learn, folds=folds, seed=seed, fold_model=fold_model)
         out = issues.to_csv(Path(csv_out) if csv_out is not None else run_dir / runfolder.LABEL_ISSUES)
     for line in _report(issues, top):

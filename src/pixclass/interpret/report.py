@@ -94,20 +94,15 @@ def write_report(run_dir: str | os.PathLike, interp: Any = None) -> Path:
 # ----- inputs ---------------------------------------------------------------------------------
 def _data_and_interpretation(run: Path, cfg, interp: Any):
     """The run's data, and its validation Interpretation (None without a validation set)."""
-    from pixclass.train.recipe import build_data, make_learner
+    from pixclass.train.recipe import build_data, load_trained
 
     if interp is not None:
         return build_data(cfg), interp
     from pixclass.interpret.interpretation import Interpretation
     from pixclass.train import runfolder
 
-    final = run / "checkpoints" / "final.safetensors"
-    if not final.is_file():
-        raise PixclassError(f"'{run}' has no final weights ({final} is missing): finish training it first "
-                            f"('pixclass train --resume {run}')")
     with runfolder.RunLock(run):
-        learn = make_learner(cfg, progress=False, pretrained=False)
-        learn.load(final)
+        learn = load_trained(run, cfg)
         if not learn.data.valid_paths:
             return learn.data, None
         return learn.data, Interpretation.from_learner(learn, "valid")

@@ -69,7 +69,7 @@ class TrainConfig:
         atomic_write_text(run / "config.json", json.dumps(doc, indent=1))
 
     @classmethod
-    def load(cls, run: str | Path) -> "TrainConfig":
+    def load(cls, run: str | Path) -> TrainConfig:
         """The config of the run folder `run`, with `out` set to that folder."""
         path = Path(run) / "config.json"
         if not path.is_file():
@@ -94,7 +94,7 @@ class TrainConfig:
             raise PixclassError(f"'{path}' is damaged: it names no 'data'; restore it from a copy or start a new run")
         return cls(**values, out=str(run))
 
-    def with_absolute_paths(self) -> "TrainConfig":
+    def with_absolute_paths(self) -> TrainConfig:
         """A copy whose data and weights paths do not depend on the working directory."""
         def absolute(p: str | None) -> str | None:
             return p if p is None or p.startswith("elpv:") else str(Path(p).resolve())
@@ -332,6 +332,26 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     runfolder.require_run(run_dir, "export")
     with runfolder.RunLock(run_dir):
         return _export_locked(TrainConfig.load(run_dir), run_dir, out)
+
+
+def final_weights(run_dir: Path, hint: str = "") -> Path:
+    """`RUN/checkpoints/final.safetensors`, or one line saying the run is not finished (plus `hint`)."""
+    final = run_dir / "checkpoints" / "final.safetensors"
+    if not final.is_file():
+        raise PixclassError(f"'{run_dir}' has no final weights ({final} is missing): finish training it first "
+                            f"('pixclass train --resume {run_dir}'){hint}")
+    return final
+
+
+def load_trained(run_dir: Path, cfg: TrainConfig | None = None) -> Any:
+    """The finished run's Learner with its final weights (the ones `RUN/model.pixclass` holds).
+
+    The verbs that read a run (interpret, label-issues, dupes --embeddings, the report) call it under
+    `runfolder.RunLock(run_dir)`."""
+    final = final_weights(run_dir)
+    learn = make_learner(cfg or TrainConfig.load(run_dir), progress=False, pretrained=False)
+    learn.load(final)
+    return learn
 
 
 def _export_locked(cfg: TrainConfig, run_dir: Path, out: str | Path | None) -> Path:
