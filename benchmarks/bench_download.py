@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import resource
-import os
 import shutil
 import statistics
 import subprocess
@@ -164,9 +164,10 @@ def main() -> None:
     print(f"{'one at a time (n x latency floor)':<36}{baseline_s:>9.2f}")
     if args.sequential:
         print(f"{'pixclass download --concurrency 1':<36}{result['sequential_s']:>9.2f}")
-    print(f"{'pixclass download (whole command)':<36}{first_s:>9.2f}   {result['speedup_vs_sequential_floor']:.1f}x faster, "
-          f"{result['download_cpu_s']:.2f} s of CPU")
-    print(f"{'rerun (resume)':<36}{rerun_s:>9.2f}   {result['rerun_new_downloads']} new downloads, {result['rerun_requests']} requests")
+    print(f"{'pixclass download (whole command)':<36}{first_s:>9.2f}   "
+          f"{result['speedup_vs_sequential_floor']:.1f}x faster, {result['download_cpu_s']:.2f} s of CPU")
+    print(f"{'rerun (resume)':<36}{rerun_s:>9.2f}   "
+          f"{result['rerun_new_downloads']} new downloads, {result['rerun_requests']} requests")
 
 
 if __name__ == "__main__":

@@ -113,8 +113,9 @@ with learn.no_bar():  # no progress bar output: fastai's timings without printin
         t0 = time.perf_counter()
         probs, _ = learn.get_preds(dl=learn.dls.test_dl(files[:n_batch]))
         rates.append(len(probs) / (time.perf_counter() - t0))
-print("\n" + json.dumps({"load_s": load_s, "predict_ms": statistics.median(single), "batch_img_s": statistics.median(rates),
-                  "labels": labels, "batch_labels": [learn.dls.vocab[i] for i in probs.argmax(1).tolist()]}))
+print("\n" + json.dumps({"load_s": load_s, "predict_ms": statistics.median(single),
+                  "batch_img_s": statistics.median(rates), "labels": labels,
+                  "batch_labels": [learn.dls.vocab[i] for i in probs.argmax(1).tolist()]}))
 """
 
 PIXCLASS_TIME = r"""
@@ -333,7 +334,8 @@ def summarize(m: dict, with_fastai: bool) -> dict:
         for name in ("pixclass_auto_plain", "pixclass_torch_plain"):
             same = sum(a == b for a, b in zip(fa["labels"], m[name]["labels"]))
             same_b = sum(a == b for a, b in zip(fa["batch_labels"], m[name]["batch_labels"]))
-            s[f"label_agreement_{name}"] = f"{same}/{len(fa['labels'])} single, {same_b}/{len(fa['batch_labels'])} batch"
+            s[f"label_agreement_{name}"] = (f"{same}/{len(fa['labels'])} single, "
+                                            f"{same_b}/{len(fa['batch_labels'])} batch")
     return s
 
 
@@ -343,7 +345,8 @@ def markdown(result: dict) -> str:
     fver = result.get("fastai_version", "")
     lines = [f"Prediction speed, {result['model']} ({result['arch']}, 224 px), 2 threads, {result['cpus']} CPUs, "
              f"load average {result['load_average_before'][0]:.2f} at start, median of {result['repeat']} rounds.", "",
-             f"| what | fastai {fver} | pixclass, plain process (library) | pixclass after `keep_freed_memory()` (CLI) |",
+             f"| what | fastai {fver} | pixclass, plain process (library) "
+             "| pixclass after `keep_freed_memory()` (CLI) |",
              "|---|---|---|---|"]
     for rt in ("auto", "torch"):
         p, k = m[f"pixclass_{rt}_plain"], m[f"pixclass_{rt}_keep"]

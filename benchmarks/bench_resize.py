@@ -238,7 +238,8 @@ def table(result: dict[str, Any]) -> str:
             seeds = " / ".join(f"{r['accuracy'][m] * 100:.1f}" for r in mine)
             cells.append(f"**{means[m] * 100:.1f}** ({seeds})")
         med = np.median([r["median_aspect"] for r in mine])
-        lines.append(f"| {name} (n={mine[0]['n']}, valid {mine[0]['n_valid']}) | {med:.2f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} (n={mine[0]['n']}, valid {mine[0]['n_valid']}) | {med:.2f} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -260,7 +261,8 @@ def main() -> None:
     t0 = time.perf_counter()
     result = measure(args.sets, args.seeds, args.per_class, args.size)
     result.update({"size": args.size, "per_class": args.per_class, "arch": "efficientnet_lite0",
-                   "threads": args.threads, "load_average_at_start": round(load, 2), "seconds": round(time.perf_counter() - t0, 1),
+                   "threads": args.threads, "load_average_at_start": round(load, 2),
+                   "seconds": round(time.perf_counter() - t0, 1),
                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "torch": torch.__version__})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -172,8 +172,8 @@ def main() -> None:
                       f"p99 {r['p99_ms']:6.1f} ms  server CPU {r['server_cpu_ms_per_request']:5.1f} ms/req  "
                       f"(load {r['load_avg_1min']:.1f})", flush=True)
                 rows.setdefault((name, clients), []).append(r)
-    table = [{"config": n, "clients": c, **{k: statistics.median(r[k] for r in rs)
-                                            for k in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "load_avg_1min")}}
+    keys = ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "load_avg_1min")
+    table = [{"config": n, "clients": c, **{k: statistics.median(r[k] for r in rs) for k in keys}}
              for (n, c), rs in rows.items()]
     (RESULTS / "serve.json").write_text(json.dumps({"cpus": os.cpu_count(), "image": "640x480 JPEG",
                                                     "seconds": args.seconds, "rows": table}, indent=1))

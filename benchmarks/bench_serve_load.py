@@ -170,7 +170,7 @@ def start_server(cmd: list[str], env: dict, port: int, log: Path) -> subprocess.
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                s.sendall("GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
                     return proc
         except OSError:
@@ -359,7 +359,8 @@ def main() -> None:
         result["summary"] = {"rps_ratio": round(ratio, 2), "rps_target": TARGET_RPS_RATIO,
                              "rps_target_met": ratio >= TARGET_RPS_RATIO}
         if "baseline_cl" in srv:
-            result["summary"]["rps_ratio_vs_channels_last"] = round(srv["pixclass"]["rps"] / srv["baseline_cl"]["rps"], 2)
+            result["summary"]["rps_ratio_vs_channels_last"] = round(
+                srv["pixclass"]["rps"] / srv["baseline_cl"]["rps"], 2)
     result["load_average_after"] = os.getloadavg()
     (RESULTS / "serve-load.json").write_text(json.dumps(result, indent=1))
     if "summary" in result:

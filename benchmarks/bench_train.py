@@ -28,7 +28,8 @@ RESULTS = Path(__file__).parent / "results"
 # fastai 2.8.12 on the same split (shared/data/README.md); reference figures, not measured here.
 FASTAI = {
     "type": {"accuracy": 0.9962, "wall_s": 17.5 * 60, "predict_ms": 27.0, "batch_img_s": 52.0, "rss_gb": 4.3},
-    "defect": {"accuracy": 0.7105, "wall_s": 189 + 134 + 3 * 206, "predict_ms": 29.0, "batch_img_s": 39.0, "rss_gb": 4.3},
+    "defect": {"accuracy": 0.7105, "wall_s": 189 + 134 + 3 * 206, "predict_ms": 29.0, "batch_img_s": 39.0,
+               "rss_gb": 4.3},
 }
 
 

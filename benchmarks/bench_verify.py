@@ -146,7 +146,8 @@ def main() -> None:
     result["load_average_before"] = os.getloadavg()
     for name, (secs, found) in timed_interleaved(commands, args.repeat).items():
         result[f"{name}_s"], result[f"{name}_found"] = secs, found
-    cli = [str(Path(sys.executable).parent / "pixclass"), "verify", str(args.corpus), "--dry-run", "--no-progress", "--workers", "2"]
+    cli = [str(Path(sys.executable).parent / "pixclass"), "verify", str(args.corpus),
+           "--dry-run", "--no-progress", "--workers", "2"]
     t = time.perf_counter()
     subprocess.run(cli, check=True, capture_output=True, timeout=1800)
     result["pixclass_cli_s"] = time.perf_counter() - t

@@ -46,7 +46,8 @@ def test_the_user_can_opt_out():
 
 
 def test_the_cli_tunes_its_own_process():
-    code = "import pixclass.malloc as m, pixclass.cli as c; calls = []; m.keep_freed_memory = lambda: calls.append(1)\n" \
-           "try: c.main(['--help'])\nexcept SystemExit: pass\nprint(len(calls))"
+    code = ("import pixclass.malloc as m, pixclass.cli as c; "
+            "calls = []; m.keep_freed_memory = lambda: calls.append(1)\n"
+            "try: c.main(['--help'])\nexcept SystemExit: pass\nprint(len(calls))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split()[-1] == "1"

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
 from imagefiles import CLASS_COLOURS, save_image
 
 WAIT = 60.0  # seconds: the bound of every wait for a server (never a speed target)

@@ -11,6 +11,7 @@ import sys
 import threading
 
 import httpx
+
 from cleaner_helpers import WAIT, colour_folders
 
 
@@ -33,7 +34,8 @@ def test_clean_of_a_missing_folder_exits_1_naming_it(tmp_path):
     done = _run(str(tmp_path / "nowhere"))
 
     assert done.returncode == 1
-    assert done.stderr.strip() == f"pixclass: '{tmp_path / 'nowhere'}' is not a folder: pass a run folder or an image folder"
+    assert done.stderr.strip() == (f"pixclass: '{tmp_path / 'nowhere'}' is not a folder: "
+                                   "pass a run folder or an image folder")
 
 
 def test_clean_serves_the_page_and_api_then_stops_on_ctrl_c_with_130(tmp_path):

@@ -8,10 +8,10 @@ import json
 import time
 
 import pytest
-from cleaner_helpers import WAIT, colour_folders, csv_rows, loose_images
 from fastapi.testclient import TestClient
-from imagefiles import write_planet
 
+from cleaner_helpers import WAIT, colour_folders, csv_rows, loose_images
+from imagefiles import write_planet
 from pixclass.cleaner.app import create_app
 from pixclass.cleaner.settings import CleanerSettings
 from pixclass.errors import PixclassError
@@ -182,7 +182,8 @@ def test_a_trashed_item_cannot_be_relabelled_until_the_trash_is_undone(root):
         by_id = client.post("/api/decide", json={"item": 6, "action": "relabel", "labels": ["blue"]})
 
     assert answer.status_code == 404  # its file is no longer at red/red_0.jpg
-    assert (by_id.status_code, by_id.json()) == (409, {"error": "'red/red_0.jpg' is in the trash: undo to bring it back first"})
+    assert (by_id.status_code, by_id.json()) == (
+        409, {"error": "'red/red_0.jpg' is in the trash: undo to bring it back first"})
 
 
 def test_a_second_cleaner_on_the_same_folder_is_refused_by_name(root):
@@ -238,7 +239,8 @@ def test_a_multi_label_csv_run_gives_tag_lists_and_relabels_write_space_joined_t
     with _client(run) as client:  # the CSV now names a file that is in the trash
         restarted = client.get("/api/state").json()
 
-    assert (state["layout"], state["multi"], state["apply"], state["classes"]) == ("csv", True, False, ["blue", "green", "red"])
+    assert (state["layout"], state["multi"], state["apply"], state["classes"]) == (
+        "csv", True, False, ["blue", "green", "red"])
     assert [i["labels"] for i in state["items"][:4]] == [["red"], ["green"], ["blue"], ["red", "green"]]
     assert item["location"] == "train_3.jpg"  # a CSV dataset has no class folders: nothing moves
     assert restarted["items"] == after
@@ -261,7 +263,8 @@ def test_sort_mode_files_a_loose_image_into_its_class_folder_under_a_free_name(t
 
     assert state["sort"] == {"active": True, "classes": ["cat", "dog"]}
     assert (item["location"], item["status"]) == ("cat/a-2.jpg", "filed")
-    assert (not_loose.status_code, not_loose.json()) == (400, {"error": "'cat/a.jpg' is not a loose image: relabel it instead"})
+    assert (not_loose.status_code, not_loose.json()) == (
+        400, {"error": "'cat/a.jpg' is not a loose image: relabel it instead"})
     assert (back["location"], back["status"]) == ("a.jpg", "")
     assert (root / "a.jpg").read_bytes() == original and (root / "cat" / "a.jpg").read_bytes() == b"another a"
 

@@ -4,6 +4,7 @@ decisions by keyboard and click, undo, a reload that restores the page, and sort
 from __future__ import annotations
 
 import pytest
+
 from cleaner_helpers import (
     CHROMIUM,
     colour_folders,
@@ -11,11 +12,11 @@ from cleaner_helpers import (
     loose_images,
     running_app,
 )
-
 from pixclass.cleaner.app import create_app
 from pixclass.cleaner.settings import CleanerSettings
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
 T = 30_000  # ms: the bound of every wait in the page
 
 

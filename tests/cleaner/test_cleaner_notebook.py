@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from cleaner_helpers import WAIT, colour_folders
 
+from cleaner_helpers import WAIT, colour_folders
 from pixclass.cleaner.notebook import clean_in_notebook
 from pixclass.cleaner.settings import CleanerSettings
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from cleaner_helpers import colour_folders
 from fastapi.testclient import TestClient
 
+from cleaner_helpers import colour_folders
 from pixclass.cleaner.app import create_app
 from pixclass.cleaner.settings import CleanerSettings, check_exposure
 from pixclass.errors import PixclassError
@@ -46,7 +46,8 @@ def test_a_percent_encoded_escape_is_decoded_then_refused(root, secret):
         double = client.get("/api/image?path=blue%2F%2E%2E%2F%2E%2E%2Fsecret.jpg")
 
     assert (answer.status_code, double.status_code) == (400, 400)
-    assert answer.json() == {"error": "bad path '../secret.jpg': '..' is refused; give a path inside the dataset folder"}
+    assert answer.json() == {
+        "error": "bad path '../secret.jpg': '..' is refused; give a path inside the dataset folder"}
 
 
 def test_a_link_inside_the_root_to_a_file_outside_is_neither_listed_nor_served(root, secret):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from imagefiles import save_image
 
 COLORS = {"red": (200, 40, 40), "green": (40, 180, 40), "blue": (40, 40, 200)}

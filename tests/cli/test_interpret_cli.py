@@ -57,7 +57,8 @@ def test_interpret_of_a_multi_label_run_gives_the_table_per_tag_and_no_pairs(pla
     assert tuned.returncode == 0, tuned.stderr
     saved = json.loads((tmp_path / "run" / "thresholds.json").read_text())
     line = next(x for x in tuned.stdout.splitlines() if x.startswith("thresholds (F2 on validation): "))
-    assert line.split(": ", 1)[1] == ", ".join(f"{c} {t:g}" for c, t in zip(["blue", "clear", "red"], saved["thresholds"]))
+    expected = ", ".join(f"{c} {t:g}" for c, t in zip(["blue", "clear", "red"], saved["thresholds"]))
+    assert line.split(": ", 1)[1] == expected
     assert read_meta(tmp_path / "run" / "model.pixclass")["thresholds"] == saved["thresholds"]
     assert (tmp_path / "run" / "interpret" / "top_losses.png").read_bytes()[:8] == PNG
     again = run_cli("export", str(tmp_path / "run"), "--out", str(tmp_path / "again.pixclass"))

@@ -53,11 +53,13 @@ def test_predict_prints_one_line_per_image_and_the_summary_on_stderr(trained_run
 def test_predict_with_csv_writes_every_file_and_prints_only_the_summary(trained_run, photos, tmp_path, capsys):
     out_csv = tmp_path / "preds.csv"
 
-    code, out, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos, "--csv", out_csv, "--top-k", "2")
+    code, out, err = pixclass(capsys, "predict", trained_run / "model.pixclass", photos,
+                              "--csv", out_csv, "--top-k", "2")
 
     assert code == 0 and out == ""
     rows = list(csv.DictReader(out_csv.open(newline="", encoding="utf-8")))
-    assert [r["path"] for r in rows] == [str(photos / n) for n in ('blue, "sky".jpg', "green.png", "page.jpg", "red.jpg")]
+    names = ('blue, "sky".jpg', "green.png", "page.jpg", "red.jpg")
+    assert [r["path"] for r in rows] == [str(photos / n) for n in names]
     assert list(rows[0]) == ["path", "label", "prob", "error", "top1", "prob1", "top2", "prob2"]
     assert rows[2]["label"] == rows[2]["prob"] == "" and rows[2]["error"] == "not an image (HTML page, 45 B)"
     assert all(r["error"] == "" and r["label"] == r["top1"] for r in rows if r is not rows[2])
@@ -169,8 +171,8 @@ def test_a_progress_bar_shows_on_a_terminal_stderr_and_stdout_keeps_the_lines(tr
     import pty
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "predict", str(trained_run / "model.pixclass"), str(photos)],
-                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "predict", str(trained_run / "model.pixclass"),
+                             str(photos)], stdout=subprocess.PIPE, stderr=slave, text=True)
     os.close(slave)
     terminal = b""
     while True:  # until the process closes its end of the terminal

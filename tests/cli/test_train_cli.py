@@ -154,8 +154,9 @@ def test_demo_never_removes_a_run_that_is_not_its_own(class_folders: Path, tmp_p
 def test_a_run_killed_between_stages_resumes_to_exactly_the_uninterrupted_model(class_folders: Path, tmp_path: Path):
     # Killed after the frozen stage's last checkpoint, before the stage's named save and the
     # next stage: the resumed run once took the unfrozen stage from another random state.
-    from faults.killer import run_and_signal_when
     from safetensors.torch import load_file
+
+    from faults.killer import run_and_signal_when
 
     args = [*TINY, "--epochs", "2", "--unfreeze-epochs", "2", "--seed", "7"]
     assert run_cli("train", str(class_folders), *args, "--out", str(tmp_path / "alone")).returncode == 0

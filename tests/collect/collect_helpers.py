@@ -178,9 +178,13 @@ def bing_page(urls: list[str]) -> str:
     import html
     import json
 
+    def meta(i: int, u: str) -> str:
+        return json.dumps({"cid": "x", "purl": f"https://page/{i}", "murl": u, "turl": "https://tse/t",
+                           "t": f"Coral {i}"})
+
     tiles = "".join(
         f'<div class="imgpt"><a class="iusc" style="height:180px" '
-        f'm="{html.escape(json.dumps({"cid": "x", "purl": f"https://page/{i}", "murl": u, "turl": "https://tse/t", "t": f"Coral {i}"}))}" '
+        f'm="{html.escape(meta(i, u))}" '
         f'href="/images/search?view=detailV2"><img class="mimg" src="https://tse/t"></a></div>'
         for i, u in enumerate(urls)
     )

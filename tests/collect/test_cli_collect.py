@@ -6,10 +6,9 @@ import subprocess
 import sys
 
 import pytest
-
-from collect_helpers import make_image
 from PIL import Image
 
+from collect_helpers import make_image
 from pixclass.cli import main
 
 

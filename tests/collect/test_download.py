@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from collect_helpers import Reply, blank_image, make_image
 from PIL import Image
 
+from collect_helpers import Reply, blank_image, make_image
 from pixclass.cli import main
 from pixclass.collect import download_images, read_manifest
 from pixclass.collect.manifest import ManifestRecord, ManifestWriter, count_kept

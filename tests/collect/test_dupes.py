@@ -129,7 +129,8 @@ def test_cli_writes_every_pair_to_the_csv_with_valid_quoting(tmp_path, photos, c
     assert out.splitlines()[-1] == "4 files: 1 exact pairs, 0 near pairs, 2 leaks"
     with open(tmp_path / "pairs.csv", newline="") as f:
         rows = list(csv.reader(f))
-    first, copy, leaked = (str(data / p) for p in ("train/cats/a, b.png", "train/cats/copy.png", "valid/cats/leaked.png"))
+    first, copy, leaked = (str(data / p)
+                           for p in ("train/cats/a, b.png", "train/cats/copy.png", "valid/cats/leaked.png"))
     assert rows == [["a", "b", "kind", "distance", "method"], [first, copy, "exact", "0", "content"],
                     [first, leaked, "leak", "0", "content"], [copy, leaked, "leak", "0", "content"]]
 

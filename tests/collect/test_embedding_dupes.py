@@ -8,8 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from imagefiles import save_image, write_class_folders
 
+from imagefiles import save_image, write_class_folders
 from pixclass.cli import main
 from pixclass.collect.dupes import DupePair, find_duplicates
 from pixclass.collect.embedding_dupes import embedding_pairs

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from collect_helpers import Reply, bing_page, make_image
 
+from collect_helpers import Reply, bing_page, make_image
 from pixclass.cli import main
 from pixclass.collect import fetch_images, read_manifest
 from pixclass.errors import PixclassError
@@ -98,7 +98,8 @@ def test_a_blocked_search_page_does_not_stop_the_other_providers(tmp_path, serve
     lines: list[str] = []
     summary = fetch_images(queries, tmp_path / "out", providers=["bing", "urls"],
                            provider_options={"bing": {"base_url": server.base}}, on_error=lines.append, progress=False)
-    assert lines == ["bing: the image search page answered HTTP 403 (blocked or rate-limited; wait, or use another provider)"]
+    assert lines == [
+        "bing: the image search page answered HTTP 403 (blocked or rate-limited; wait, or use another provider)"]
     assert summary.download.ok == 1
 
 

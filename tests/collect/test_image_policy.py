@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from collect_helpers import Reply, blank_image, make_image
 from PIL import Image
 
+from collect_helpers import Reply, blank_image, make_image
 from pixclass.collect import download_images, verify_images
 from pixclass.collect.imaging import EXTENSIONS, ImageProblem, prepare
 from pixclass.collect.verify import classify, find_candidates

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from collect_helpers import Reply, bing_page
 
+from collect_helpers import Reply, bing_page
 from pixclass.collect.providers import ProviderError, get_provider, provider_names
 
 pytestmark = pytest.mark.timeout(60)
@@ -77,7 +77,8 @@ def test_flickr_without_a_key_is_one_clear_fatal_line(monkeypatch):
 
 
 def test_flickr_reports_api_errors(server):
-    server.route("/rest/", Reply(200, b'{"stat":"fail","code":100,"message":"Invalid API Key (Key has invalid format)"}'))
+    server.route("/rest/",
+                 Reply(200, b'{"stat":"fail","code":100,"message":"Invalid API Key (Key has invalid format)"}'))
     with pytest.raises(ProviderError, match=r"flickr: API error 100: Invalid API Key"):
         list(get_provider("flickr", api_key="bad", base_url=server.url("/rest/")).search("snake", 10))
 

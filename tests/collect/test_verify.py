@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from collect_helpers import blank_image, make_image
-from faults.killer import run_and_signal_when, run_killed_at, run_pixclass, wait_gone
 from PIL import Image, ImageFile
 
+from collect_helpers import blank_image, make_image
+from faults.killer import run_and_signal_when, run_killed_at, run_pixclass, wait_gone
 from pixclass.cli import main
 from pixclass.collect import verify as verify_module
 from pixclass.collect import verify_images

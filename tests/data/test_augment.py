@@ -7,7 +7,15 @@ import torch
 from PIL import Image
 
 from imagefiles import noise_image
-from pixclass.data.augment import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Augment, eval_transform, get_augment, train_transform
+from pixclass.data.augment import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRESETS,
+    Augment,
+    eval_transform,
+    get_augment,
+    train_transform,
+)
 from pixclass.errors import PixclassError
 
 

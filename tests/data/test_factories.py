@@ -116,7 +116,8 @@ def test_folder_without_class_folders_says_what_layout_is_expected(tmp_path):
 def test_valid_label_unseen_in_training_is_an_error(imagenet_folders):
     save_image(imagenet_folders / "valid" / "purple" / "p.jpg", (128, 0, 128), 0)
 
-    with pytest.raises(PixclassError, match=r"validation image '.*p\.jpg' has label 'purple' that no training image has"):
+    with pytest.raises(PixclassError,
+                       match=r"validation image '.*p\.jpg' has label 'purple' that no training image has"):
         ImageData.from_folder(imagenet_folders)
 
 

@@ -141,7 +141,6 @@ def test_random_resized_crops_of_a_padded_picture_keep_its_sides():
 
 def test_image_data_takes_the_method_and_defaults_to_the_measured_one(tmp_path):
     from imagefiles import write_class_folders
-
     from pixclass import ImageData
 
     folder = write_class_folders(tmp_path / "data", 4)

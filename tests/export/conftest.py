@@ -1,4 +1,4 @@
-"""Fixtures of the export tests: one real bundle, trained once per test session."""
+"""Fixtures of the export tests: one real bundle, trained once per test session, and an image of its classes."""
 
 from __future__ import annotations
 
@@ -20,3 +20,9 @@ def bundle(tmp_path_factory) -> Path:
     data = ImageData.from_folder(write_class_folders(root / "colours"), valid_pct=0.25, seed=0, size=SIZE,
                                  bs=6, num_workers=0)
     return trained(data, root).export(root / "colours.pixclass")
+
+
+@pytest.fixture(scope="module")
+def image(bundle: Path) -> Path:
+    """An image of one of the bundle's classes."""
+    return bundle.parent / "colours" / "blue" / "blue_0.jpg"

@@ -20,16 +20,25 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 
 from test_bundle import with_edited_meta
-from test_bundle_meta import (Touch, description, drop_field, image, join_safetensors,  # noqa: F401
-                              set_field, split_safetensors, tensors, with_description_text,
-                              with_edited_tensors)
+from test_bundle_meta import (
+    Touch,
+    description,
+    drop_field,
+    join_safetensors,
+    set_field,
+    split_safetensors,
+    tensors,
+    with_description_text,
+    with_edited_tensors,
+)
 
 SEED = 20261125
 TIMEOUT_S = 180  # the whole run takes well under a minute on 2 cores; this only stops a hang
@@ -163,7 +172,8 @@ def mutations(root: Path, bundle: Path, marker: Path) -> list[dict[str, str]]:
         for value in values:
             cases.field(f"bad-{field}", "invalid", field, value)
     for field in [f for f in FIELDS if f not in ("pixclass_version", "weights_source", "training")]:
-        cases.add(f"missing-{field}", "invalid", lambda p, f=field: with_edited_meta(bundle, p, lambda m: drop_field(m, f)))
+        cases.add(f"missing-{field}", "invalid",
+                  lambda p, f=field: with_edited_meta(bundle, p, lambda m: drop_field(m, f)))
     for field in ["extra", "head.extra"]:
         cases.field(f"extra-{field}", "invalid", field, rng.choice(GENERIC))
     for field, value in HARMLESS:

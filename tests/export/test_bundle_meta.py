@@ -17,10 +17,11 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -40,12 +41,6 @@ GB = 1024**3
 
 
 # -- helpers shared with test_bundle_fuzz.py ------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def image(bundle: Path) -> Path:
-    """An image of one of the bundle's classes."""
-    return bundle.parent / "colours" / "blue" / "blue_0.jpg"
-
 
 def virtual_size() -> int:
     """This process's address-space size in bytes (Linux)."""

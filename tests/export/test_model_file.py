@@ -58,7 +58,8 @@ def test_an_onnx_files_pixclass_property_is_its_description(bundle, exported, tm
 def test_an_onnx_file_without_a_description_is_one_clear_error(exported, tmp_path):
     path = onnx_file(tmp_path / "plain.onnx", {}, exported)
 
-    with pytest.raises(PixclassError, match="is an ONNX model but not a pixclass model \\(no 'pixclass' metadata\\); export one with"):
+    with pytest.raises(PixclassError,
+                       match="is an ONNX model but not a pixclass model \\(no 'pixclass' metadata\\); export one with"):
         read_model_meta(path)
 
 
@@ -73,7 +74,9 @@ def test_a_damaged_onnx_description_is_refused_like_a_bundles(bundle, exported, 
 def test_a_file_that_is_no_onnx_model_is_one_clear_error(tmp_path):
     (tmp_path / "page.onnx").write_text("<html>not found</html>")
 
-    with pytest.raises(PixclassError, match="is not an ONNX model \\(unreadable protobuf.*; export one with 'pixclass export RUN --onnx'"):
+    with pytest.raises(PixclassError,
+                       match="is not an ONNX model \\(unreadable protobuf.*; "
+                       "export one with 'pixclass export RUN --onnx'"):
         read_model_meta(tmp_path / "page.onnx")
 
 

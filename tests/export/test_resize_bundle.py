@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from imagefiles import CLASS_COLOURS, SIZE
 from PIL import Image
 from safetensors import safe_open
-from test_bundle import trained, with_edited_meta
 
+from imagefiles import CLASS_COLOURS, SIZE
 from pixclass import ImageData, load_model
 from pixclass.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from pixclass.data.images import open_image
@@ -22,6 +21,7 @@ from pixclass.data.preprocess import eval_array
 from pixclass.errors import PixclassError
 from pixclass.export.bundle_meta import FORMAT_VERSION, RESIZE, validate_meta
 from pixclass.export.onnx import export_onnx
+from test_bundle import trained, with_edited_meta
 
 SHAPES = [(64, 32), (32, 64), (72, 24), (40, 40)]  # wide, tall, very wide, square
 
@@ -87,7 +87,8 @@ def test_the_predictor_preprocesses_with_the_bundles_method(run):
 
     got = model.array(file)
 
-    expected = {m: eval_array(open_image(file), SIZE, IMAGENET_MEAN, IMAGENET_STD, m) for m in ("crop", "pad", "squish")}
+    expected = {m: eval_array(open_image(file), SIZE, IMAGENET_MEAN, IMAGENET_STD, m)
+                for m in ("crop", "pad", "squish")}
     assert [m for m, x in expected.items() if np.array_equal(got, x)] == [learn.data.resize]
 
 

@@ -40,7 +40,8 @@ def test_a_model_exported_with_tuned_thresholds_predicts_each_tag_above_its_own(
     for i, img in enumerate(planet_learner.data.valid_paths):
         expected = [c for c, p, t in zip(planet_learner.data.classes, probs[i].tolist(), thresholds) if p > t]
         assert model.predict(img).label == expected
-    assert any(line.startswith("thresholds: one per tag, tuned, 0.2 to 0.8") for line in info_lines(read_meta(path), path))
+    assert any(line.startswith("thresholds: one per tag, tuned, 0.2 to 0.8")
+               for line in info_lines(read_meta(path), path))
 
 
 def test_thresholds_from_the_interpretation_round_trip_into_the_model(planet_learner, tmp_path):

@@ -20,9 +20,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from collect.collect_helpers import FakeServer, Reply, make_image
 from faults.killer import kill_points, run_and_signal, run_pixclass, wait_gone
-
 from pixclass.collect.manifest import ManifestRecord, read_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -7,10 +7,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import imagefiles
 import numpy as np
 import pytest
 
+import imagefiles
 from pixclass import ImageData, Learner
 from pixclass.errors import PixclassError
 from pixclass.interpret.label_issues import COLUMNS, label_issues

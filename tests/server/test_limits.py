@@ -12,8 +12,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from server_helpers import client_for, files_field
 from imagefiles import jpeg_bytes
+from server_helpers import client_for, files_field
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +24,8 @@ def png_declaring(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
 
 
 def noise_png(side: int) -> bytes:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from server_helpers import asgi_client, client_for, files_field
 from pixclass.export.predictor import load_model
 from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
+from server_helpers import asgi_client, client_for, files_field
 
 pytestmark = pytest.mark.anyio
 

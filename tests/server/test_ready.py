@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from server_helpers import asgi_client, files_field, wait_ready
 from pixclass.errors import PixclassError
 from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
+from server_helpers import asgi_client, files_field, wait_ready
 
 pytestmark = pytest.mark.anyio
 

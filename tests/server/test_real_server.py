@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from imagefiles import jpeg_bytes
-from server_helpers import WAIT, running_server
 from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
+from server_helpers import WAIT, running_server
 
 
 @pytest.mark.parametrize("batching", [{"micro_batching": True, "max_batch": 4}, {"micro_batching": False}],

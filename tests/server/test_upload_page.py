@@ -7,12 +7,13 @@ import shutil
 import pytest
 
 from imagefiles import CLASS_COLOURS, save_image
-from server_helpers import running_server
 from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
+from server_helpers import running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
 
 
 @pytest.fixture

@@ -38,7 +38,8 @@ class ModeSpy(nn.Module):
         return x
 
 
-def make_cache(body: nn.Module, factory: Factory, size: list[int], train_amp: torch.dtype | None = None) -> FeatureCache:
+def make_cache(body: nn.Module, factory: Factory, size: list[int],
+               train_amp: torch.dtype | None = None) -> FeatureCache:
     return FeatureCache(body, factory, lambda: size[0], FeatureDevice(CPU, train_amp, channels_last=False))
 
 

@@ -6,8 +6,8 @@ import shutil
 import warnings
 
 import pytest
-from imagefiles import SIZE
 
+from imagefiles import SIZE
 from pixclass import ImageData
 
 

@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from pixclass.errors import PixclassError
-from pixclass.train.metrics import (accuracy, accuracy_thresh, error_rate, fbeta, mae, per_class_report, r2_score,
-                                    resolve_metrics, rmse)
+from pixclass.train.metrics import (
+    accuracy,
+    accuracy_thresh,
+    error_rate,
+    fbeta,
+    mae,
+    per_class_report,
+    r2_score,
+    resolve_metrics,
+    rmse,
+)
 
 # Single-label: arg-maxes are 0, 1, 0, 2 against targets 0, 1, 2, 2 → 3 of 4 right.
 LOGITS = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 0.5], [0.0, 0.0, 5.0]])

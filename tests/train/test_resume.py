@@ -24,21 +24,21 @@ LR = slice(1e-4, 1e-3)
 
 # The training script, shared by the killed subprocess and the in-process runs: the unfrozen
 # stage reads augmented images and uses dropout, so every RNG matters.
-SETUP = """
+SETUP = f"""
 from pixclass import ImageData, Learner
 from pixclass.train.checkpoint import seed_everything
 
 
 def make_learner(images, run):
     seed_everything(0)
-    data = ImageData.from_folder(images, valid_pct=0.25, seed=0, size={size}, bs=6, num_workers=0)
-    learn = Learner(data, arch="{arch}", pretrained=False, path=run, progress=False,
+    data = ImageData.from_folder(images, valid_pct=0.25, seed=0, size={SIZE}, bs=6, num_workers=0)
+    learn = Learner(data, arch="{TINY_ARCH}", pretrained=False, path=run, progress=False,
                     checkpoint_every_epoch=True)
     learn.unfreeze()
     return learn
-""".format(size=SIZE, arch=TINY_ARCH)
+"""
 
-CHILD = SETUP + """
+CHILD = SETUP + f"""
 
 if __name__ == "__main__":
     import sys, time
@@ -46,8 +46,8 @@ if __name__ == "__main__":
     learn = make_learner(sys.argv[1], sys.argv[2])
     # Wait after each checkpoint so the parent can kill between epochs 1 and 2.
     learn.on_epoch_end.append(lambda learn, row: time.sleep(120))
-    learn.fit_one_cycle({epochs}, lr=slice({lo}, {hi}))
-""".format(epochs=EPOCHS, lo=LR.start, hi=LR.stop)
+    learn.fit_one_cycle({EPOCHS}, lr=slice({LR.start}, {LR.stop}))
+"""
 
 
 def make_learner(images: Path, run: Path) -> Learner:

@@ -35,7 +35,8 @@ class NotebookCleaner:
         except OSError as err:
             sock.close()
             self.session.close()
-            raise PixclassError(f"cannot listen on 127.0.0.1:{port} ({err.strerror or err}); pick another port") from None
+            raise PixclassError(
+                f"cannot listen on 127.0.0.1:{port} ({err.strerror or err}); pick another port") from None
         self.port = sock.getsockname()[1]
         self.url = (url_template or "http://127.0.0.1:{port}/").format(port=self.port)
         self._sock = sock

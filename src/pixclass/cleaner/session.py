@@ -193,7 +193,8 @@ class CleaningSession:
             if (label.startswith(".") or "/" in label or "\\" in label or len(label) > MAX_LABEL_CHARS
                     or any(ch in label for ch in "\x00\r\n") or (self.dataset.multi and " " in label)):
                 raise BadRequest(f"bad class name {label!r}: it must be a folder name (no '/', not starting "
-                                 f"with '.', at most {MAX_LABEL_CHARS} characters{', no spaces' if self.dataset.multi else ''})")
+                                 f"with '.', at most {MAX_LABEL_CHARS} characters"
+                                 f"{', no spaces' if self.dataset.multi else ''})")
         return clean
 
     def _relabel(self, it: ItemState, labels: tuple[str, ...], filing: bool) -> ItemState:

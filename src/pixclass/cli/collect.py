@@ -6,7 +6,6 @@ The API is imported inside each command so `pixclass --help` stays fast (and tor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,7 +16,7 @@ from pixclass.cli import app
 def download(
     urls: Path = typer.Argument(..., help="Text file (one URL a line) or CSV (url[,label])."),
     out: Path = typer.Option(..., "--out", "-o", help="Destination folder (labels become subfolders)."),
-    size: Optional[int] = typer.Option(None, help="Shrink to this longest side, keeping the aspect ratio."),
+    size: int | None = typer.Option(None, help="Shrink to this longest side, keeping the aspect ratio."),
     pad: bool = typer.Option(False, "--pad", help="Pad resized images to a black square."),
     max_bytes: int = typer.Option(20_000_000, help="Stop reading a response past this many bytes."),
     timeout: float = typer.Option(20.0, help="Seconds of inactivity before a request times out."),
@@ -53,7 +52,7 @@ def fetch(
     out: Path = typer.Option(..., "--out", "-o", help="Destination folder; one subfolder per class."),
     provider: list[str] = typer.Option(["ddg"], "--provider", "-p", help="ddg, bing, flickr or urls (repeatable)."),
     max_per_class: int = typer.Option(100, "--max", "-m", help="Images to aim for per class."),
-    size: Optional[int] = typer.Option(None, help="Shrink to this longest side, keeping the aspect ratio."),
+    size: int | None = typer.Option(None, help="Shrink to this longest side, keeping the aspect ratio."),
     pad: bool = typer.Option(False, "--pad", help="Pad resized images to a black square."),
     timeout: float = typer.Option(20.0, help="Seconds of inactivity before a download times out."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -80,13 +79,14 @@ VERIFY_SHOWN = 20  # problem files listed on the terminal; verify.csv has them a
 @app.command()
 def verify(
     folder: Path = typer.Argument(..., help="Dataset folder, checked recursively."),
-    max_size: Optional[int] = typer.Option(None, help="Report (and with --fix shrink) images larger than this."),
+    max_size: int | None = typer.Option(None, help="Report (and with --fix shrink) images larger than this."),
     fix: bool = typer.Option(False, "--fix", help="Rewrite fixable images; originals go to .quarantine/."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only: move and rewrite nothing."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     full_decode: bool = typer.Option(False, "--full-decode",
-                                     help="Decode every image, even JPEGs whose structure already proves them readable."),
+                                     help="Decode every image, even JPEGs whose structure already proves them "
+                                     "readable."),
 ) -> None:
     """Find unreadable, truncated and awkward images; quarantine bad files, never delete; write verify.csv."""
     from pixclass.cli import on_interrupt

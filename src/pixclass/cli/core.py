@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -36,35 +35,41 @@ def _lr(value: str) -> float | str:
 
 @app.command()
 def train(
-    data: Optional[str] = typer.Argument(None, help="Folder (ImageNet layout or one folder per class), CSV, or elpv:type / elpv:defect."),
-    folder: Optional[str] = typer.Option(None, help="CSV only: folder of the image files, relative to the CSV."),
-    fn_col: Optional[str] = typer.Option(None, help="CSV column of file names (default: the first)."),
-    label_col: Optional[str] = typer.Option(None, help="CSV column of labels (default: the second)."),
-    label_delim: Optional[str] = typer.Option(None, help="Split labels on this for multi-label, e.g. ' '."),
-    suffix: str = typer.Option("", help="CSV only: appended to file names, e.g. '.jpg' (found automatically when unique)."),
-    valid_col: Optional[str] = typer.Option(None, help="CSV boolean column marking validation rows."),
-    valid_pct: Optional[float] = typer.Option(None, help="Random validation share when the data has no split (default 0.2)."),
+    data: str | None = typer.Argument(None, help="Folder (ImageNet layout or one folder per class), CSV, "
+                                      "or elpv:type / elpv:defect."),
+    folder: str | None = typer.Option(None, help="CSV only: folder of the image files, relative to the CSV."),
+    fn_col: str | None = typer.Option(None, help="CSV column of file names (default: the first)."),
+    label_col: str | None = typer.Option(None, help="CSV column of labels (default: the second)."),
+    label_delim: str | None = typer.Option(None, help="Split labels on this for multi-label, e.g. ' '."),
+    suffix: str = typer.Option("", help="CSV only: appended to file names, e.g. '.jpg' "
+                               "(found automatically when unique)."),
+    valid_col: str | None = typer.Option(None, help="CSV boolean column marking validation rows."),
+    valid_pct: float | None = typer.Option(None, help="Random validation share when the data has no split "
+                                           "(default 0.2)."),
     arch: str = typer.Option("efficientnet_lite0", help="Any timm architecture name."),
-    weights: Optional[str] = typer.Option(None, help="Pretrained weights file (.safetensors/.pth) to start from."),
+    weights: str | None = typer.Option(None, help="Pretrained weights file (.safetensors/.pth) to start from."),
     pretrained: bool = typer.Option(True, help="Start from ImageNet weights (--no-pretrained: random init)."),
     size: int = typer.Option(224, help="Input size in pixels."),
     bs: int = typer.Option(32, help="Batch size."),
     epochs: int = typer.Option(20, help="Epochs with the pretrained body frozen (cheap: cached features)."),
-    unfreeze_epochs: int = typer.Option(2, help="Then epochs with everything trainable (0: stop after the frozen stage)."),
+    unfreeze_epochs: int = typer.Option(2, help="Then epochs with everything trainable "
+                                        "(0: stop after the frozen stage)."),
     lr: str = typer.Option("auto", help="Peak learning rate, or 'auto' for lr_find's suggestion."),
     augment: str = typer.Option("default", help="Augmentation preset: default, light, none, satellite, top_down."),
     resize: str = typer.Option(TrainConfig.resize, callback=_resize, help="How a picture becomes the square input "
-                               "(fastai's ResizeMethod): " + "; ".join(f"{k}: {v}" for k, v in RESIZE_METHODS.items()) + "."),
+                               "(fastai's ResizeMethod): "
+                               + "; ".join(f"{k}: {v}" for k, v in RESIZE_METHODS.items()) + "."),
     label_smoothing: float = typer.Option(0.1, help="Label smoothing of single-label cross-entropy."),
     seed: int = typer.Option(42, help="Seed for the split, shuffling and initialisation."),
-    workers: Optional[int] = typer.Option(None, help="Loader processes (default: one per core)."),
+    workers: int | None = typer.Option(None, help="Loader processes (default: one per core)."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images with a warning instead of stopping."),
     allow_outside: bool = typer.Option(False, "--allow-outside",
-                                       help="CSV only: allow rows naming files outside the image folder (../, absolute)."),
-    out: Optional[str] = typer.Option(None, help="Run directory (default: runs/<data name>)."),
+                                       help="CSV only: allow rows naming files outside the image folder "
+                                       "(../, absolute)."),
+    out: str | None = typer.Option(None, help="Run directory (default: runs/<data name>)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Start afresh in --out even if it holds other files or an earlier run."),
-    resume: Optional[str] = typer.Option(None, help="Continue the run in this directory from its last complete epoch."),
+    resume: str | None = typer.Option(None, help="Continue the run in this directory from its last complete epoch."),
     report: bool = typer.Option(True, help="Write RUN/report.html when training ends (--no-report: skip it, "
                                            "about 3 s on a tiny run; 'pixclass interpret RUN' writes it later)."),
 ) -> None:
@@ -81,9 +86,10 @@ def train(
         if valid_col and valid_pct is not None:
             raise PixclassError("use either --valid-col or --valid-pct, not both")
         cfg = recipe.TrainConfig(
-            data=data, out=out or f"runs/{_run_name(data)}", folder=folder, suffix=suffix, fn_col=fn_col, label_col=label_col,
-            label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch, weights=weights,
-            pretrained=pretrained, size=size, bs=bs, augment=augment, resize=resize, label_smoothing=label_smoothing, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
+            data=data, out=out or f"runs/{_run_name(data)}", folder=folder, suffix=suffix, fn_col=fn_col,
+            label_col=label_col, label_delim=label_delim, valid_col=valid_col, valid_pct=valid_pct, arch=arch,
+            weights=weights, pretrained=pretrained, size=size, bs=bs, augment=augment, resize=resize,
+            label_smoothing=label_smoothing, epochs=epochs, unfreeze_epochs=unfreeze_epochs, lr=_lr(lr),
             seed=seed, num_workers=workers, skip_bad=skip_bad, allow_outside=allow_outside)
         with on_interrupt(lambda: _train_interrupted(Path(cfg.out))), deferred():
             summary = recipe.run(cfg, overwrite=overwrite)
@@ -149,10 +155,10 @@ def _write_report(run_dir: str) -> None:
 @app.command("lr-find")
 def lr_find(
     data: str = typer.Argument(..., help="Folder or CSV, as for `train`."),
-    folder: Optional[str] = typer.Option(None), fn_col: Optional[str] = typer.Option(None),
-    label_col: Optional[str] = typer.Option(None), label_delim: Optional[str] = typer.Option(None),
-    valid_pct: Optional[float] = typer.Option(None), arch: str = typer.Option("efficientnet_lite0"),
-    weights: Optional[str] = typer.Option(None), size: int = typer.Option(224), bs: int = typer.Option(32),
+    folder: str | None = typer.Option(None), fn_col: str | None = typer.Option(None),
+    label_col: str | None = typer.Option(None), label_delim: str | None = typer.Option(None),
+    valid_pct: float | None = typer.Option(None), arch: str = typer.Option("efficientnet_lite0"),
+    weights: str | None = typer.Option(None), size: int = typer.Option(224), bs: int = typer.Option(32),
     plot: str = typer.Option("lr_find.png", help="Where to save the loss-vs-LR plot."),
 ) -> None:
     """Run the learning-rate range test on the frozen model; print the suggestion, save the plot."""
@@ -170,8 +176,8 @@ def lr_find(
 @app.command()
 def export(
     run: str = typer.Argument(..., help="A run directory made by `pixclass train` (with --onnx: or a .pixclass)."),
-    out: Optional[str] = typer.Option(None, help="Where to write the bundle (default RUN/model.pixclass); "
-                                                 "--onnx writes the same name ending in .onnx."),
+    out: str | None = typer.Option(None, help="Where to write the bundle (default RUN/model.pixclass); "
+                                              "--onnx writes the same name ending in .onnx."),
     onnx: bool = typer.Option(False, "--onnx", help="Also write RUN/model.onnx from RUN/model.pixclass: one "
                                                     "file that ONNX Runtime runs without torch."),
 ) -> None:
@@ -210,7 +216,7 @@ def _say_written(what: str, path: Path, note: str = "") -> None:
 @app.command()
 def demo(
     task: str = typer.Option("type", help="elpv task: 'type' (mono vs poly) or 'defect' (4 levels)."),
-    out: Optional[str] = typer.Option(None, help="Run directory (default runs/demo-<task>)."),
+    out: str | None = typer.Option(None, help="Run directory (default runs/demo-<task>)."),
     epochs: int = typer.Option(20, help="Frozen epochs (cheap: cached features)."),
     unfreeze_epochs: int = typer.Option(0, help="Unfrozen epochs (each takes minutes on a CPU)."),
 ) -> None:

@@ -28,13 +28,13 @@ def dupes(
     folder: Path = typer.Argument(..., help="Image folder (class folders, or train/ and valid/), or a run folder."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Write every pair here (a,b,kind,distance,method)."),
     max_distance: int | None = typer.Option(None, "--max-distance",
-                                               help="Largest perceptual-hash distance (0-63) still 'near'."),
+                                            help="Largest perceptual-hash distance (0-63) still 'near'."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     embeddings: bool = typer.Option(False, "--embeddings",
                                     help="RUN only: also pair images whose pooled features (the run's model) "
                                          "are similar; the run's train/valid split gives the leaks."),
     min_cosine: float | None = typer.Option(None, "--min-cosine",
-                                               help="With --embeddings: smallest cosine similarity still 'near'."),
+                                            help="With --embeddings: smallest cosine similarity still 'near'."),
 ) -> None:
     """Find exact and near duplicate images, and copies shared by train/ and valid/ (leaks)."""
     from pixclass.collect.dupes import MAX_DISTANCE, find_duplicates

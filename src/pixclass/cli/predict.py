@@ -12,7 +12,6 @@ is a terminal that the lines are not already scrolling; the summary on stderr.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
 
 import typer
 
@@ -22,13 +21,14 @@ from pixclass.cli import app, on_interrupt
 @app.command()
 def predict(
     model: str = typer.Argument(..., help="A .pixclass model file, or a .onnx file from 'pixclass export RUN --onnx'."),
-    paths: List[str] = typer.Argument(..., help="Image files and folders (searched recursively; hidden folders skipped)."),
-    csv: Optional[str] = typer.Option(
+    paths: list[str] = typer.Argument(..., help="Image files and folders "
+                                      "(searched recursively; hidden folders skipped)."),
+    csv: str | None = typer.Option(
         None, help="Write path,label,prob,error to this CSV (one row per file, unreadable ones with the reason). "
                    "An earlier predictions CSV is replaced; any other file is never overwritten."),
-    top_k: Optional[int] = typer.Option(
+    top_k: int | None = typer.Option(
         None, "--top-k", help="Also give the K most probable classes: CSV columns top1,prob1,…,topK,probK."),
-    sort_into: Optional[str] = typer.Option(
+    sort_into: str | None = typer.Option(
         None, "--sort-into",
         help="Put each predicted image into DIR/<label>/ (multi-label: into each tag's folder). Nothing is "
              "overwritten: a taken name gets ' (2)', an identical file already there counts as sorted. "
@@ -37,13 +37,13 @@ def predict(
         False, "--move/--copy",
         help="With --sort-into: move the files (only after their prediction succeeded), or copy them (default). "
              "Multi-label models copy only."),
-    min_prob: Optional[float] = typer.Option(
+    min_prob: float | None = typer.Option(
         None, "--min-prob",
         help="With --sort-into: a prediction under this probability goes to DIR/_unsure/ (multi-label: only "
              "tags at least this probable count; an image with none goes to _unsure)."),
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: average the image and its mirror (slower)."),
-    bs: Optional[int] = typer.Option(None, help="Images per batch (default: 8 on a CPU, 64 on a GPU)."),
-    lines: Optional[bool] = typer.Option(
+    bs: int | None = typer.Option(None, help="Images per batch (default: 8 on a CPU, 64 on a GPU)."),
+    lines: bool | None = typer.Option(
         None, "--lines/--no-lines",
         help="Print one line per image on stdout (default: yes, unless --csv is given)."),
 ) -> None:
@@ -72,7 +72,7 @@ class _Output:
         self.bar = self.task = None
         self.done = self.placed = 0
 
-    def __enter__(self) -> "_Output":
+    def __enter__(self) -> _Output:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Optional
 
 import typer
 
@@ -23,9 +22,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (anything but loopback needs --api-key)."),
     port: int = typer.Option(8000, help="Port to listen on (0: any free port)."),
     workers: int = typer.Option(1, min=1, help="Server processes, each with its own copy of the model."),
-    api_key: Optional[str] = typer.Option(None, envvar="PIXCLASS_API_KEY",
-                                          help="Require this key (Authorization: Bearer KEY or X-API-Key: KEY) "
-                                               "on /predict, /info and /metrics."),
+    api_key: str | None = typer.Option(None, envvar="PIXCLASS_API_KEY",
+                                       help="Require this key (Authorization: Bearer KEY or X-API-Key: KEY) "
+                                            "on /predict, /info and /metrics."),
 ) -> None:
     """Serve a model over HTTP: an upload page at /, POST /predict, /health, /ready, /info, /metrics."""
     from pixclass.server.settings import ServerSettings, check_exposure

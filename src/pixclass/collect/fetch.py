@@ -4,15 +4,16 @@ Every (query, provider) pair is asked for up to `max_per_class` images; the list
 interleaved (so every query and provider is represented), de-duplicated by URL across providers,
 queries and classes (the first class keeps a shared URL), cut to `max_per_class`, and handed to
 `download_images`. A rerun counts the images each class already has (from the manifest) and only
-tops it up to `max_per_class`; a full class is not searched again. A failing provider costs one line and the others carry on; a provider that
-can never work in this run (no key, missing package) is not asked again.
+tops it up to `max_per_class`; a full class is not searched again. A failing provider costs one
+line and the others carry on; a provider that can never work in this run (no key, missing
+package) is not asked again.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path

@@ -11,8 +11,8 @@ shared with prediction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
 
 from pixclass.data.resize import DEFAULT_RESIZE, check_resize
 from pixclass.errors import PixclassError

@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from pixclass.data import sources
 from pixclass.data.augment import IMAGENET_MEAN, IMAGENET_STD, Augment, eval_transform, get_augment, train_transform
@@ -77,7 +78,7 @@ class ImageData:
     def from_items(
         cls, items: sources.Items, valid_pct: float | None = None, seed: int = 42,
         label_delim: str | None = None, **kwargs: Any,
-    ) -> "ImageData":
+    ) -> ImageData:
         """Split `items` by their own flags, or at random with `valid_pct` and `seed`."""
         items.labels = split_labels(items.labels, label_delim)
         _drop_unlabelled(items, multi=label_delim is not None)
@@ -91,7 +92,7 @@ class ImageData:
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, valid_pct: float | None = None, seed: int = 42,
-                    train: str = "train", valid: str = "valid", test: str | None = "test", **kwargs: Any) -> "ImageData":
+                    train: str = "train", valid: str = "valid", test: str | None = "test", **kwargs: Any) -> ImageData:
         """`path/train/<class>/`, `path/valid/<class>/` [and `path/test/`], or `path/<class>/` + `valid_pct`."""
         return cls.from_items(sources.from_folder(path, train, valid, test), valid_pct, seed, **kwargs)
 
@@ -100,7 +101,7 @@ class ImageData:
                 fn_col: str | int = 0, label_col: str | int = 1, suffix: str = "",
                 label_delim: str | None = None, valid_col: str | None = None,
                 valid_pct: float | None = None, seed: int = 42, allow_outside: bool = False,
-                **kwargs: Any) -> "ImageData":
+                **kwargs: Any) -> ImageData:
         """A DataFrame of file names and labels (space-delimited tags with `label_delim=" "`).
 
         Names leading outside `path/folder` are refused unless `allow_outside=True`."""
@@ -112,7 +113,7 @@ class ImageData:
                  folder: str | None = None, fn_col: str | int = 0, label_col: str | int = 1,
                  suffix: str = "", label_delim: str | None = None, valid_col: str | None = None,
                  valid_pct: float | None = None, seed: int = 42, allow_outside: bool = False,
-                 **kwargs: Any) -> "ImageData":
+                 **kwargs: Any) -> ImageData:
         """`path/csv` with file names relative to `path/folder` (fastai's `from_csv` convention)."""
         csv_path = Path(path) / csv
         items = sources.from_csv(csv_path, path=path, folder=folder, fn_col=fn_col, label_col=label_col,
@@ -121,20 +122,20 @@ class ImageData:
 
     @classmethod
     def from_name_re(cls, paths: str | os.PathLike | Sequence, pat: str, valid_pct: float = 0.2,
-                     seed: int = 42, **kwargs: Any) -> "ImageData":
+                     seed: int = 42, **kwargs: Any) -> ImageData:
         """Labels from the first group of regex `pat` on each path (a folder means its images)."""
         return cls.from_items(sources.from_name_re(_expand(paths), pat), valid_pct, seed, **kwargs)
 
     @classmethod
     def from_name_func(cls, paths: str | os.PathLike | Sequence, label_func: Callable[[Path], Any],
-                       valid_pct: float = 0.2, seed: int = 42, **kwargs: Any) -> "ImageData":
+                       valid_pct: float = 0.2, seed: int = 42, **kwargs: Any) -> ImageData:
         """Labels from `label_func(path)`."""
         return cls.from_items(sources.from_name_func(_expand(paths), label_func), valid_pct, seed, **kwargs)
 
     @classmethod
     def from_lists(cls, paths: Sequence, labels: Sequence, valid_pct: float = 0.2, seed: int = 42,
                    valid_idx: Sequence[int] | None = None, label_delim: str | None = None,
-                   **kwargs: Any) -> "ImageData":
+                   **kwargs: Any) -> ImageData:
         """Parallel lists; `valid_idx` chooses the validation items explicitly."""
         items = sources.from_lists(paths, labels)
         if valid_idx is not None:
@@ -168,13 +169,13 @@ class ImageData:
         return (f"ImageData({kind}; train {len(self.train_paths)}, valid {len(self.valid_paths)}, "
                 f"test {len(self.test_paths)}; size {self.size}, bs {self.bs})")
 
-    def with_size(self, size: int, bs: int | None = None) -> "ImageData":
+    def with_size(self, size: int, bs: int | None = None) -> ImageData:
         """A copy at another input size (progressive resizing), optionally another batch size."""
         new = copy.copy(self)
         new.size, new.bs = int(size), int(bs or self.bs)
         return new
 
-    def normalize(self, mean: Sequence[float], std: Sequence[float]) -> "ImageData":
+    def normalize(self, mean: Sequence[float], std: Sequence[float]) -> ImageData:
         """Set the normalization statistics (a Learner sets the backbone's own)."""
         self.mean, self.std = tuple(map(float, mean)), tuple(map(float, std))
         return self

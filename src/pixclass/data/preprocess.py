@@ -19,7 +19,7 @@ Torch-free: the ONNX path never imports torch.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

@@ -24,7 +24,8 @@ def sniff(head: bytes) -> str | None:
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
     # "BM" alone is too weak: also require a known DIB header size.
-    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+    if (head[:2] == b"BM" and len(head) >= 18
+            and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)):
         return "bmp"
     return None
 

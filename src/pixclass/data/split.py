@@ -5,7 +5,7 @@ Owns: turning `Items` into index lists for train and valid, repeatably for a giv
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

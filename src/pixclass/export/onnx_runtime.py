@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class OnnxRuntime:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, threads: int | None = None, device: str | None = None
-                  ) -> tuple["OnnxRuntime", dict[str, Any]]:
+                  ) -> tuple[OnnxRuntime, dict[str, Any]]:
         """Load a `.onnx` file written by `pixclass export RUN --onnx`; returns the runtime and its description.
 
         Args:
@@ -65,7 +66,7 @@ class OnnxRuntime:
 
     @classmethod
     def from_bytes(cls, data: bytes, meta: dict[str, Any], threads: int | None = None, device: str | None = None,
-                   name: str = "the in-memory ONNX model") -> "OnnxRuntime":
+                   name: str = "the in-memory ONNX model") -> OnnxRuntime:
         """Load serialized ONNX (e.g. `onnx.onnx_bytes` of a bundle) described by `meta`; `name` is
         what errors call it. The same checks as `from_file`, against `meta`."""
         validate_meta(meta, name, check_arch=False)
@@ -74,7 +75,7 @@ class OnnxRuntime:
 
     @classmethod
     def _load(cls, data: bytes, meta: dict[str, Any], where: str | Path, threads: int | None,
-              device: str | None) -> "OnnxRuntime":
+              device: str | None) -> OnnxRuntime:
         n = _threads(threads)
         dev, providers = _providers(device)
         runtime = cls(_session(data, providers, n, where), meta, dev, n)

@@ -21,9 +21,9 @@ import io
 import math
 import os
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from pixclass.data.images import is_image_file
 from pixclass.errors import PixclassError

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, Sequence, Union
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -27,7 +28,7 @@ from pixclass.errors import ImageReadError, PixclassError
 from pixclass.export.bundle_meta import resize_method
 from pixclass.export.model_file import is_onnx_file
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 RUNTIMES = ("auto", "onnxruntime", "torch")
 
 

@@ -16,8 +16,8 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pixclass.errors import PixclassError
 from pixclass.export.predictor import Prediction

@@ -7,8 +7,9 @@ a name (arch, head config, normalization, input size) — the bundle relies on i
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn

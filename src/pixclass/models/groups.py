@@ -7,7 +7,7 @@ trainable (as fastai does: a frozen body still adapts its normalization to the n
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 

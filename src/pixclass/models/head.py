@@ -42,7 +42,7 @@ class HeadConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "HeadConfig":
+    def from_dict(cls, d: dict) -> HeadConfig:
         d = dict(d)
         if d.get("y_range") is not None:
             d["y_range"] = tuple(d["y_range"])

@@ -38,7 +38,8 @@ def hub_state_dict(arch: str) -> HubResult:
     filenames = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
     cache_dir = hub_cache_dir()
     for filename in filenames:
-        cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision or None)
+        cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir,
+                                                        revision=revision or None)
         if isinstance(cached, str):
             return (_load_through_timm(arch, cached), f"Hugging Face cache {repo_id}"), ""
     if hub_offline():

@@ -15,7 +15,8 @@ import torch
 from pixclass.models.weight_files import WeightsFileError, check_fits
 
 # Top-level layers, by role.
-_LUKEMELAS_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_LUKEMELAS_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+                  "_fc": "classifier"}
 # Layers inside a block that expands (timm InvertedResidual), in forward order.
 _LUKEMELAS_EXPANDING_BLOCK = {
     "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",

@@ -68,7 +68,7 @@ class ServerSettings:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_env(cls, text: str | None) -> "ServerSettings":
+    def from_env(cls, text: str | None) -> ServerSettings:
         """Settings from `to_env()` text; unknown keys are refused, missing ones take defaults."""
         if not text:
             return cls()

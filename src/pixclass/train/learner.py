@@ -272,7 +272,8 @@ class Learner:
                 for m in self.model.modules():
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                         m.eval()
-        ctx = StepContext(forward, self.loss_fn, opt, sched, self.device, amp, self.channels_last and not cached, scaler)
+        ctx = StepContext(forward, self.loss_fn, opt, sched, self.device, amp, self.channels_last and not cached,
+                          scaler)
 
         def on_batch(loss: float, lr: float) -> None:
             self.recorder.batch_losses.append(loss)

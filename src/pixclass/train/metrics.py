@@ -6,8 +6,8 @@ per-class precision/recall/F1, and the default metrics of each task.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable, Sequence
 
 import torch
 

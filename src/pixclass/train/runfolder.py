@@ -122,7 +122,7 @@ class RunLock:
         self.path = folder / LOCK
         self._fh: IO[str] | None = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no advisory locks

@@ -7,8 +7,8 @@ OneCycleLR for a stage, and turning an LR range test into losses, a plot and a s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
