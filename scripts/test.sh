@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up the project's venv (if needed) and run the whole test suite, slow tests included.
+# Set up the project's venv (if needed), lint with ruff, and run the whole test suite, slow tests included.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # torch and torchvision must be a matching pair from PyPI (a local CPU-only torch wheel breaks torchvision).
 .venv/bin/python -c "import torch, torchvision; torchvision.ops.nms" \
   || { echo "test: torch/torchvision mismatch; reinstall both from PyPI" >&2; exit 1; }
+# Lint first, on every run (about a second): the rule set is [tool.ruff] in pyproject.toml.
+.venv/bin/ruff check src tests benchmarks scripts \
+  || { echo "test: ruff found the problems above; fix them (many with '.venv/bin/ruff check --fix src tests benchmarks scripts')" >&2; exit 1; }
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?
