@@ -12,7 +12,8 @@ import threading
 
 import httpx
 
-from cleaner_helpers import WAIT, colour_folders
+from cleaner_helpers import colour_folders
+from webapps import WAIT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -10,11 +10,12 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from cleaner_helpers import WAIT, colour_folders, csv_rows, loose_images
+from cleaner_helpers import colour_folders, csv_rows, loose_images
 from imagefiles import write_planet
 from pixclass.cleaner.app import create_app
 from pixclass.cleaner.settings import CleanerSettings
 from pixclass.errors import PixclassError
+from webapps import WAIT
 
 QUIET = CleanerSettings(find_dupes=False)
 

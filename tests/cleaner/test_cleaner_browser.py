@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from cleaner_helpers import (
-    CHROMIUM,
-    colour_folders,
-    csv_rows,
-    loose_images,
-    running_app,
-)
+from cleaner_helpers import colour_folders, csv_rows, loose_images, running_app
 from pixclass.cleaner.app import create_app
 from pixclass.cleaner.settings import CleanerSettings
+from webapps import chromium, needs_chromium
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = needs_chromium
 T = 30_000  # ms: the bound of every wait in the page
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 def _card(page, name: str):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from cleaner_helpers import WAIT, colour_folders
+from cleaner_helpers import colour_folders
 from pixclass.cleaner.notebook import clean_in_notebook
 from pixclass.cleaner.settings import CleanerSettings
+from webapps import WAIT
 
 
 def test_a_notebook_cleaner_serves_its_page_shows_an_iframe_and_releases_the_folder_when_stopped(tmp_path):

@@ -10,13 +10,11 @@ without `__init__.py` would all import some `conftest`.)
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,8 +22,7 @@ import httpx
 from imagefiles import SIZE, TINY_ARCH
 from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
-
-WAIT = 60.0  # seconds: the bound of every wait for a server or a model (never a speed target)
+from webapps import WAIT, running_uvicorn
 
 
 def write_bundle(path: Path, task: str, classes: list[str], seed: int = 0) -> Path:
@@ -78,30 +75,10 @@ async def client_for(predictor, **settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@contextmanager
-def running_server(app) -> Iterator[str]:
-    """A real uvicorn server for `app` on 127.0.0.1 (an OS-chosen port), in a thread; yields its URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        deadline = time.monotonic() + WAIT
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        while httpx.get(f"{url}/ready", timeout=WAIT).status_code != 200:
-            assert time.monotonic() < deadline, f"the model was not ready within {WAIT} s"
-            time.sleep(0.02)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(WAIT)
-        sock.close()
+def running_server(app):
+    """A real uvicorn server for a prediction app on 127.0.0.1, once its model is ready
+    (`webapps.running_uvicorn`); yields its URL."""
+    return running_uvicorn(app, ready="/ready")
 
 
 def run_cli(*args: str, timeout: float = WAIT) -> subprocess.CompletedProcess:

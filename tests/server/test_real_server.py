@@ -15,7 +15,8 @@ import pytest
 from imagefiles import jpeg_bytes
 from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
-from server_helpers import WAIT, running_server
+from server_helpers import running_server
+from webapps import WAIT
 
 
 @pytest.mark.parametrize("batching", [{"micro_batching": True, "max_batch": 4}, {"micro_batching": False}],

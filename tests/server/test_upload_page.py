@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from imagefiles import CLASS_COLOURS, save_image
 from pixclass.server.app import create_app
 from pixclass.server.settings import ServerSettings
 from server_helpers import running_server
+from webapps import chromium, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 def test_an_uploaded_image_shows_the_models_label(browser, predictor, tmp_path):
