@@ -39,15 +39,22 @@ def test_clean_of_a_missing_folder_exits_1_naming_it(tmp_path):
                                    "pass a run folder or an image folder")
 
 
-def test_clean_serves_the_page_and_api_then_stops_on_ctrl_c_with_130(tmp_path):
-    root = colour_folders(tmp_path / "colours", 1)
+def _start_clean(root, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """`pixclass clean ROOT --port 0 --no-dupes ARGS` started; its first line of output (the URL), if
+    it came within WAIT."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "clean", str(root), "--port", "0", "--no-dupes",
-                             "--token", "t0k"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "clean", str(root), "--port", "0", "--no-dupes", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     first: list[str] = []
     reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
     reader.start()
     reader.join(WAIT)
+    return proc, first
+
+
+def test_clean_serves_the_page_and_api_then_stops_on_ctrl_c_with_130(tmp_path):
+    root = colour_folders(tmp_path / "colours", 1)
+    proc, first = _start_clean(root, "--token", "t0k")
     try:
         match = re.search(r"at (http://127\.0\.0\.1:\d+/)\?token=t0k", first[0] if first else "")
         assert match, f"no URL in {first!r}"
@@ -73,13 +80,7 @@ def test_decisions_survive_a_killed_server_and_a_new_one_shows_the_same_state(tm
     from pixclass.cleaner.settings import CleanerSettings
 
     root = colour_folders(tmp_path / "colours", 2)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pixclass", "clean", str(root), "--port", "0", "--no-dupes"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    first: list[str] = []
-    reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(WAIT)
+    proc, first = _start_clean(root)
     try:
         match = re.search(r"at (http://127\.0\.0\.1:\d+/)", first[0] if first else "")
         assert match, f"no URL in {first!r}"

@@ -20,6 +20,14 @@ def browser():
         yield browser
 
 
+def _open(browser, url: str, errors: list[str]):
+    """A new page on the cleaner at `url`; the page's JavaScript errors go to `errors`."""
+    page = browser.new_page()
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url + "/", timeout=T)
+    return page
+
+
 def _card(page, name: str):
     return page.locator(f".card[data-name='{name}']")
 
@@ -33,9 +41,7 @@ def test_two_relabels_a_trash_and_an_undo_survive_a_reload_on_the_page_and_on_di
     red_2 = (root / "red" / "red_2.jpg").read_bytes()
     errors: list[str] = []
     with running_app(create_app(root, CleanerSettings(find_dupes=False))) as url:
-        page = browser.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(url + "/", timeout=T)
+        page = _open(browser, url, errors)
         page.wait_for_selector(".card", timeout=T)
         notice = page.locator("#notice").inner_text()
 
@@ -78,9 +84,7 @@ def test_sort_mode_files_loose_images_with_number_keys_and_undo_brings_one_back(
     errors: list[str] = []
     settings = CleanerSettings(sort_classes=("cat", "dog"), find_dupes=False)
     with running_app(create_app(root, settings)) as url:
-        page = browser.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(url + "/", timeout=T)
+        page = _open(browser, url, errors)
         page.wait_for_selector("#sorter[data-id='0']", timeout=T)
         page.keyboard.press("1")  # a.jpg → cat/
         page.wait_for_selector("#sorter[data-id='1']", timeout=T)
@@ -112,9 +116,7 @@ def test_multi_label_tags_are_toggled_by_number_keys_and_a_refused_undo_is_shown
     root = data / "train-jpg"
     errors: list[str] = []
     with running_app(create_app(run, CleanerSettings(find_dupes=False))) as url:
-        page = browser.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(url + "/", timeout=T)
+        page = _open(browser, url, errors)
         _card(page, "train_3.jpg").click()  # tags: red green
         page.keyboard.press("3")  # tags are blue, green, red: drop red
         page.wait_for_selector(".card[data-name='train_3.jpg'] .label:text-is('green')", timeout=T)
@@ -145,9 +147,7 @@ def test_every_split_is_on_one_page_and_the_split_filter_narrows_it(browser, tmp
     colour_folders(root / "valid", 1)
     errors: list[str] = []
     with running_app(create_app(root, CleanerSettings(find_dupes=False))) as url:
-        page = browser.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(url + "/", timeout=T)
+        page = _open(browser, url, errors)
         page.wait_for_selector(".card", timeout=T)
         everything = page.locator(".card").count()
         page.select_option("#split-filter", "valid")
