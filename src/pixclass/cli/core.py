@@ -137,9 +137,9 @@ def _write_report(run_dir: str) -> None:
 
     # The report takes seconds on a tiny run and about a minute on elpv (it predicts the validation
     # images again and times the exported model): say what is happening.
-    typer.echo(f"writing the report ({Path(run_dir) / REPORT}) ...")
     path = None
     try:
+        typer.echo(f"writing the report ({Path(run_dir) / REPORT}) ...")  # a Ctrl-C from here on is caught
         from pixclass.interpret.report import write_report
         from pixclass.interrupt import deferred
 
